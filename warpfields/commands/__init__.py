@@ -1,0 +1,1 @@
+"""Subcommands of the ``warpfields`` CLI, one module each (see ``warpfields.cli``)."""

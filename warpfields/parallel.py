@@ -1,0 +1,85 @@
+"""Batched launches that use every CPU core.
+
+A Warp CPU launch runs on one thread. Launching disjoint index ranges of the same kernel
+from several Python threads runs them in parallel. Atomics are not atomic across such
+launches, so only kernels whose writes are disjoint per index are sharded; reductions
+take one buffer per shard (see ``shard_count``) and sum them afterwards.
+
+Every shardable kernel takes ``start: int`` as its first argument and works on index
+``start + wp.tid()``.
+"""
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import warp as wp
+
+_MIN_SHARD = 2048
+_load_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def cpu_threads() -> int:
+    """Threads used for CPU launches: ``WARPFIELDS_THREADS`` or the core count."""
+    env = os.environ.get("WARPFIELDS_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def shard_count(n: int, device, threads: int | None = None) -> int:
+    """How many shards a batch of ``n`` is split into on ``device``."""
+    device = wp.get_device(device)
+    if not device.is_cpu:
+        return 1
+    threads = cpu_threads() if threads is None else max(1, threads)
+    return max(1, min(threads, n // _MIN_SHARD))
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(2, cpu_threads()), thread_name_prefix="warpfields")
+    return _pool
+
+
+def _resolve(kernel: wp.Kernel, args: Sequence, device) -> wp.Kernel:
+    # Generic kernels get their overload and module compiled once, before threads race to it.
+    with _load_lock:
+        if kernel.is_generic:
+            kernel = kernel._add_normalized_overload(kernel.infer_argument_types(list(args)))
+        kernel.module.load(wp.get_device(device))
+    return kernel
+
+
+def launch(
+    kernel: wp.Kernel,
+    n: int,
+    inputs: Sequence | Callable[[int], Sequence],
+    device=None,
+    threads: int | None = None,
+) -> int:
+    """Launch ``kernel`` over ``n`` indices, split over CPU threads.
+
+    ``inputs`` is the argument list after ``start``, or a function of the shard index that
+    returns it (for kernels that write into a per-shard reduction buffer). Returns the
+    number of shards used.
+    """
+    device = wp.get_device(device)
+    shards = shard_count(n, device, threads)
+    args_of = inputs if callable(inputs) else (lambda _s: inputs)
+    if n == 0:
+        return shards
+    kernel = _resolve(kernel, [0, *args_of(0)], device)
+    if shards == 1:
+        wp.launch(kernel, dim=n, inputs=[0, *args_of(0)], device=device)
+        return 1
+    bounds = [n * s // shards for s in range(shards + 1)]
+
+    def run(s: int) -> None:
+        wp.launch(kernel, dim=bounds[s + 1] - bounds[s], inputs=[bounds[s], *args_of(s)], device=device)
+
+    list(_executor().map(run, range(shards)))
+    return shards
