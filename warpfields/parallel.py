@@ -11,6 +11,7 @@ Every shardable kernel takes ``start: int`` as its first argument and works on i
 
 import os
 import threading
+import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,7 @@ import warp as wp
 _MIN_SHARD = 2048
 _load_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_specialized: dict = {}
 
 
 def cpu_threads() -> int:
@@ -45,12 +47,33 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def specialize(kernel: wp.Kernel, args: Sequence) -> wp.Kernel:
+    """The concrete kernel for these arguments, in a Warp module of its own.
+
+    Warp's own overloads of a generic kernel share one module, so every new field type
+    would recompile all earlier ones and change the cache key; one module per
+    (kernel, argument types) keeps each compiled once and cached across processes.
+    """
+    if not kernel.is_generic:
+        return kernel
+    arg_types = tuple(kernel.infer_argument_types(list(args)))
+    key = (kernel, arg_types)
+    if key not in _specialized:
+        func = kernel.func
+        concrete = types.FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__)
+        concrete.__annotations__ = dict(zip([a.label for a in kernel.adj.args], arg_types))
+        concrete.__qualname__ = func.__qualname__
+        concrete.__module__ = func.__module__
+        _specialized[key] = wp.kernel(concrete, enable_backward=False, module="unique")
+    return _specialized[key]
+
+
 def _resolve(kernel: wp.Kernel, args: Sequence, device) -> wp.Kernel:
-    # Generic kernels get their overload and module compiled once, before threads race to it.
+    # Specialise and compile once, before threads race to it.
     with _load_lock:
-        if kernel.is_generic:
-            kernel = kernel._add_normalized_overload(kernel.infer_argument_types(list(args)))
-        kernel.module.load(wp.get_device(device))
+        kernel = specialize(kernel, args)
+        device = wp.get_device(device)
+        kernel.module.load(device, block_dim=1 if device.is_cpu else 256)
     return kernel
 
 

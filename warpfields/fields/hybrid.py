@@ -1,0 +1,107 @@
+"""Hybrid neural fields: a grid encoding (hash grid, dense grid or tri-plane) decoded by a ReLU MLP.
+
+Each configuration gets its own ``@wp.struct`` type and its own overloads of the field
+protocol, generated with every per-grid constant (resolution, table offset, dense or
+hashed) fixed at compile time. The MLP is written as column updates on vectors of the
+hidden width, which is what keeps one-point-per-thread evaluation fast on CPUs.
+
+Parameters (float32), shared by every device copy and by the torch bridge:
+
+- ``table``   (entries * F,)           features of every grid, grid after grid
+- ``w_in``    (n_in, H)                first layer, row i multiplies encoding feature i
+- ``w_hidden``(max(n_hidden - 1, 1) * H, H)  hidden layers, row j multiplies activation j
+- ``b_hidden``(n_hidden, H)
+- ``w_out``   (1, H), ``b_out`` (1,)
+"""
+
+from dataclasses import asdict
+
+import numpy as np
+
+from ..errors import InputError
+from .base import Field, Normalization
+from .hybrid_config import (
+    ENCODINGS,
+    MAX_LOG2_TABLE,
+    PARAMETER_NAMES,
+    PRESETS,
+    HybridConfig,
+    init_parameters,
+    parameter_shapes,
+    preset_config,
+)
+from .hybrid_kernels import generated, make_struct
+
+
+class HybridField(Field):
+    """A hybrid neural field: ``HybridField(config, parameters, normalization)``."""
+
+    def __init__(
+        self,
+        config: HybridConfig,
+        parameters: dict[str, np.ndarray] | None = None,
+        normalization: Normalization | None = None,
+        metadata: dict | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(dim=config.dim, kind="hybrid", normalization=normalization, metadata=dict(metadata or {}))
+        self.config = config
+        self.parameters = init_parameters(config, seed) if parameters is None else parameters
+        shapes = parameter_shapes(config)
+        for name in PARAMETER_NAMES:
+            if name not in self.parameters:
+                raise InputError(f"hybrid field: parameter {name!r} missing")
+            array = np.asarray(self.parameters[name])
+            if array.shape != shapes[name]:
+                raise InputError(f"hybrid field: parameter {name!r} has shape {array.shape}, expected {shapes[name]}")
+            self.parameters[name] = np.ascontiguousarray(array, dtype=np.float32)
+
+    @property
+    def finest_cell(self) -> float:
+        return self.config.finest_cell
+
+    @property
+    def struct_type(self) -> type:
+        return generated(self.config).struct
+
+    def _make_struct(self, device):
+        return make_struct(self.config, self.parameters, device)
+
+    def set_parameters(self, parameters: dict[str, np.ndarray]) -> None:
+        self.parameters = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parameters.items()}
+        self.invalidate()
+
+    def parameter_count(self) -> int:
+        return int(sum(v.size for v in self.parameters.values()))
+
+    def header(self) -> dict:
+        return {**super().header(), "config": asdict(self.config), "metadata": self.metadata}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return dict(self.parameters)
+
+    @classmethod
+    def from_parts(cls, header: dict, arrays: dict) -> "HybridField":
+        try:
+            config = HybridConfig(**header["config"])
+        except TypeError as error:
+            raise InputError(f"hybrid field header: bad config {header.get('config')!r}: {error}") from error
+        return cls(config, dict(arrays), Normalization.from_dict(header["normalization"]), header.get("metadata", {}))
+
+    def __repr__(self) -> str:
+        return f"HybridField({self.config}, {self.parameter_count()} parameters)"
+
+
+__all__ = [
+    "ENCODINGS",
+    "MAX_LOG2_TABLE",
+    "PARAMETER_NAMES",
+    "PRESETS",
+    "HybridConfig",
+    "HybridField",
+    "generated",
+    "init_parameters",
+    "make_struct",
+    "parameter_shapes",
+    "preset_config",
+]

@@ -1,0 +1,1 @@
+"""Files in and out: field files, meshes, USD stages."""

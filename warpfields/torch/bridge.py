@@ -1,0 +1,109 @@
+"""``HybridModule``: a hybrid field's parameters as torch tensors, shared zero-copy with Warp.
+
+The value and its parameter/input gradients are Warp kernels with hand-written adjoints
+(``warpfields.fields.hybrid``); Warp's generated adjoints are not used. The backward pass
+accumulates parameter gradients into one buffer per CPU shard and sums them, because
+atomics are not atomic across concurrent CPU launches.
+"""
+
+from __future__ import annotations
+
+import torch
+import warp as wp
+
+from .. import parallel
+from ..errors import InputError
+from ..fields.hybrid import PARAMETER_NAMES, HybridField, generated, make_struct
+
+
+def torch_device(device) -> torch.device:
+    return torch.device(wp.device_to_torch(wp.get_device(device)))
+
+
+class HybridModule(torch.nn.Module):
+    """Wraps a ``HybridField``: ``module(x)`` evaluates the field at points ``x`` of shape (N, dim)."""
+
+    def __init__(self, field: HybridField, device=None):
+        super().__init__()
+        self.config = field.config
+        self.normalization = field.normalization
+        self.metadata = dict(field.metadata)
+        self.warp_device = wp.get_device(device)
+        tdev = torch_device(self.warp_device)
+        for name in PARAMETER_NAMES:
+            self.register_parameter(name, torch.nn.Parameter(torch.tensor(field.parameters[name], device=tdev)))
+        self._struct_key = None
+        self._struct = None
+
+    def parameter_dict(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in PARAMETER_NAMES}
+
+    def warp_struct(self):
+        """The Warp struct over the current parameter storage (rebuilt if a tensor was replaced)."""
+        key = tuple(getattr(self, name).data_ptr() for name in PARAMETER_NAMES)
+        if key != self._struct_key:
+            self._struct = make_struct(self.config, self.parameter_dict())
+            self._struct_key = key
+        return self._struct
+
+    def to_field(self, metadata: dict | None = None) -> HybridField:
+        parameters = {name: getattr(self, name).detach().cpu().numpy().copy() for name in PARAMETER_NAMES}
+        return HybridField(self.config, parameters, self.normalization, {**self.metadata, **(metadata or {})})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = check_points(x, self.config.dim, self.warp_device)
+        return _HybridValue.apply(x, self, *self.parameter_dict().values())
+
+
+def check_points(x: torch.Tensor, dim: int, device) -> torch.Tensor:
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise InputError(f"points: expected shape (N, {dim}), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise InputError("points: contain NaN or infinite coordinates")
+    return x.to(device=torch_device(device), dtype=torch.float32).contiguous()
+
+
+def _vec(dim: int):
+    return wp.vec3 if dim == 3 else wp.vec2
+
+
+class _HybridValue(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, module, *params):
+        gen = generated(module.config)
+        device = module.warp_device
+        out = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
+        xs = wp.from_torch(x, dtype=_vec(module.config.dim))
+        parallel.launch(gen.value_kernel, x.shape[0], [module.warp_struct(), xs, wp.from_torch(out)], device)
+        ctx.module = module
+        ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        module = ctx.module
+        grads, x_grad = field_backward(module, x, grad_out)
+        return (x_grad, None, *(grads[name] for name in PARAMETER_NAMES))
+
+
+def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor):
+    """Parameter gradients and input gradient of ``sum(grad_out * f(x))``."""
+    gen = generated(module.config)
+    device = module.warp_device
+    n = x.shape[0]
+    shards = parallel.shard_count(n, device)
+    params = module.parameter_dict()
+    shard_grads = [{k: torch.zeros_like(v) for k, v in params.items()} for _ in range(shards)]
+    shard_structs = [make_struct(module.config, g) for g in shard_grads]
+    x_grad = torch.empty_like(x)
+    grad_out = grad_out.detach().to(torch.float32).contiguous()
+    vec = _vec(module.config.dim)
+    args = [wp.from_torch(x, dtype=vec), wp.from_torch(grad_out), wp.from_torch(x_grad, dtype=vec)]
+    field_struct = module.warp_struct()
+    parallel.launch(gen.backward_kernel(device), n, lambda s: [field_struct, shard_structs[s], *args], device)
+    grads = {k: torch.stack([g[k] for g in shard_grads]).sum(0) if shards > 1 else shard_grads[0][k] for k in params}
+    return grads, x_grad
+
+
+__all__ = ["HybridModule", "check_points", "field_backward"]
