@@ -102,8 +102,14 @@ def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor
     args = [wp.from_torch(x, dtype=vec), wp.from_torch(grad_out), wp.from_torch(x_grad, dtype=vec)]
     field_struct = module.warp_struct()
     parallel.launch(gen.backward_kernel(device), n, lambda s: [field_struct, shard_structs[s], *args], device)
-    grads = {k: torch.stack([g[k] for g in shard_grads]).sum(0) if shards > 1 else shard_grads[0][k] for k in params}
-    return grads, x_grad
+    return reduce_shards(shard_grads), x_grad
 
 
-__all__ = ["HybridModule", "check_points", "field_backward"]
+def reduce_shards(shard_grads: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Sum of the per-shard gradient buffers."""
+    if len(shard_grads) == 1:
+        return shard_grads[0]
+    return {k: torch.stack([g[k] for g in shard_grads]).sum(0) for k in shard_grads[0]}
+
+
+__all__ = ["HybridModule", "check_points", "field_backward", "reduce_shards"]
