@@ -2,12 +2,12 @@
 
 from typing import Any
 
+import hybrid_reference as reference
 import numpy as np
 import pytest
 import torch
 import warp as wp
 
-import hybrid_reference as reference
 import warpfields as wf
 from warpfields import parallel
 from warpfields.errors import InputError
@@ -16,13 +16,28 @@ from warpfields.torch import HybridModule
 
 CONFIGS = {
     "hash3": HybridConfig(levels=3, features=2, log2_table=8, base_resolution=4, max_resolution=16, hidden_width=16),
-    "hash2": HybridConfig(dim=2, levels=3, features=2, log2_table=6, base_resolution=4, max_resolution=16, hidden_width=8),
+    "hash2": HybridConfig(
+        dim=2, levels=3, features=2, log2_table=6, base_resolution=4, max_resolution=16, hidden_width=8
+    ),
     "dense2": HybridConfig(
-        dim=2, encoding="dense", levels=2, features=2, base_resolution=4, max_resolution=8, hidden_width=8, hidden_layers=1
+        dim=2,
+        encoding="dense",
+        levels=2,
+        features=2,
+        base_resolution=4,
+        max_resolution=8,
+        hidden_width=8,
+        hidden_layers=1,
     ),
     "dense3": HybridConfig(encoding="dense", levels=2, features=1, base_resolution=3, max_resolution=6, hidden_width=8),
     "triplane3": HybridConfig(
-        encoding="triplane", levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=16, hidden_width=16,
+        encoding="triplane",
+        levels=2,
+        features=2,
+        log2_table=8,
+        base_resolution=4,
+        max_resolution=16,
+        hidden_width=16,
         hidden_layers=3,
     ),
 }
@@ -181,3 +196,27 @@ def test_dense_and_hashed_levels():
     dense = [g.dense for g in config.grids()]
     assert dense[0] and not dense[-1]
     assert config.table_length == sum(g.entries for g in config.grids()) * 2
+
+
+@pytest.mark.parametrize("name", ["hash3", "dense2", "triplane3"])
+def test_double_backward_matches_reference(name):
+    """Parameter gradients of a loss on unit gradients (the fine-tuning loss) equal float64 torch."""
+    config = CONFIGS[name]
+    field = random_field(config)
+    module = HybridModule(field, device="cpu")
+    points = random_points(4000, config.dim, seed=11)
+    targets = torch.nn.functional.normalize(torch.randn(4000, config.dim, dtype=torch.float64), dim=1)
+
+    normals = torch.nn.functional.normalize(module.gradient(torch.tensor(points)), dim=1)
+    ((normals.double() - targets) ** 2).sum().backward()
+
+    params = reference.as_torch64(field.parameters, requires_grad=True)
+    x64 = torch.tensor(points, dtype=torch.float64, requires_grad=True)
+    (grad64,) = torch.autograd.grad(reference.forward(config, params, x64).sum(), x64, create_graph=True)
+    ((torch.nn.functional.normalize(grad64, dim=1) - targets) ** 2).sum().backward()
+    for name_, tensor in module.parameter_dict().items():
+        expected = params[name_].grad
+        if expected is None:
+            expected = torch.zeros_like(tensor, dtype=torch.float64)
+        scale = max(expected.abs().max().item(), 1e-3)
+        assert (tensor.grad.double() - expected).abs().max().item() <= 1e-4 * scale, name_

@@ -60,7 +60,9 @@ def specialize(kernel: wp.Kernel, args: Sequence) -> wp.Kernel:
     key = (kernel, arg_types)
     if key not in _specialized:
         func = kernel.func
-        concrete = types.FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__)
+        concrete = types.FunctionType(
+            func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
+        )
         concrete.__annotations__ = dict(zip([a.label for a in kernel.adj.args], arg_types))
         concrete.__qualname__ = func.__qualname__
         concrete.__module__ = func.__module__

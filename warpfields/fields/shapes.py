@@ -73,7 +73,9 @@ def quadratic(c: float, g, A) -> AnalyticField:
     g = np.asarray(g, dtype=np.float64).ravel()
     A = np.asarray(A, dtype=np.float64)
     if g.size not in (2, 3) or A.shape != (g.size, g.size):
-        raise ValueError(f"quadratic: g must have 2 or 3 entries and A be square of that size; got {g.shape}, {A.shape}")
+        raise ValueError(
+            f"quadratic: g must have 2 or 3 entries and A be square of that size; got {g.shape}, {A.shape}"
+        )
     return AnalyticField(f"quadratic{g.size}", c=c, g=tuple(g), A=tuple(A.ravel()))
 
 

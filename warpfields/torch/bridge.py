@@ -8,12 +8,16 @@ atomics are not atomic across concurrent CPU launches.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import warp as wp
 
 from .. import parallel
 from ..errors import InputError
+from ..fields.analytic import field_gradient, field_value
 from ..fields.hybrid import PARAMETER_NAMES, HybridField, generated, make_struct
+from ..fields.hybrid_gradient import gradient_backward_kernel
 
 
 def torch_device(device) -> torch.device:
@@ -54,6 +58,11 @@ class HybridModule(torch.nn.Module):
         x = check_points(x, self.config.dim, self.warp_device)
         return _HybridValue.apply(x, self, *self.parameter_dict().values())
 
+    def gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact spatial gradient (N, dim), differentiable with respect to the parameters (not to ``x``)."""
+        x = check_points(x, self.config.dim, self.warp_device).detach()
+        return _HybridGradient.apply(x, self, *self.parameter_dict().values())
+
 
 def check_points(x: torch.Tensor, dim: int, device) -> torch.Tensor:
     if x.ndim != 2 or x.shape[1] != dim:
@@ -87,22 +96,63 @@ class _HybridValue(torch.autograd.Function):
         return (x_grad, None, *(grads[name] for name in PARAMETER_NAMES))
 
 
+class _HybridGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, module, *params):
+        device = module.warp_device
+        vec = _vec(module.config.dim)
+        gradients = torch.empty_like(x)
+        values = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
+        args = [
+            module.warp_struct(),
+            wp.from_torch(x, dtype=vec),
+            wp.from_torch(values),
+            wp.from_torch(gradients, dtype=vec),
+        ]
+        parallel.launch(_value_gradient_kernel, x.shape[0], args, device)
+        ctx.module = module
+        ctx.save_for_backward(x)
+        return gradients
+
+    @staticmethod
+    def backward(ctx, grad_gradients):
+        (x,) = ctx.saved_tensors
+        module = ctx.module
+        upstream = wp.from_torch(grad_gradients.detach().contiguous(), dtype=_vec(module.config.dim))
+        kernel = gradient_backward_kernel(module.config, module.warp_device)
+        grads = _sharded_parameter_gradients(
+            module, x.shape[0], kernel, [wp.from_torch(x, dtype=upstream.dtype), upstream]
+        )
+        return (None, None, *(grads[name] for name in PARAMETER_NAMES))
+
+
+@wp.kernel(enable_backward=False)
+def _value_gradient_kernel(
+    start: int, field: Any, xs: wp.array(dtype=Any), values: wp.array(dtype=float), gradients: wp.array(dtype=Any)
+):
+    i = start + wp.tid()
+    values[i] = field_value(field, xs[i])
+    gradients[i] = field_gradient(field, xs[i])
+
+
+def _sharded_parameter_gradients(module: HybridModule, n: int, kernel: wp.Kernel, args: list) -> dict:
+    """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers."""
+    shards = parallel.shard_count(n, module.warp_device)
+    shard_grads = [{k: torch.zeros_like(v) for k, v in module.parameter_dict().items()} for _ in range(shards)]
+    shard_structs = [make_struct(module.config, g) for g in shard_grads]
+    field_struct = module.warp_struct()
+    parallel.launch(kernel, n, lambda s: [field_struct, shard_structs[s], *args], module.warp_device)
+    return reduce_shards(shard_grads)
+
+
 def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor):
     """Parameter gradients and input gradient of ``sum(grad_out * f(x))``."""
-    gen = generated(module.config)
-    device = module.warp_device
-    n = x.shape[0]
-    shards = parallel.shard_count(n, device)
-    params = module.parameter_dict()
-    shard_grads = [{k: torch.zeros_like(v) for k, v in params.items()} for _ in range(shards)]
-    shard_structs = [make_struct(module.config, g) for g in shard_grads]
+    vec = _vec(module.config.dim)
     x_grad = torch.empty_like(x)
     grad_out = grad_out.detach().to(torch.float32).contiguous()
-    vec = _vec(module.config.dim)
     args = [wp.from_torch(x, dtype=vec), wp.from_torch(grad_out), wp.from_torch(x_grad, dtype=vec)]
-    field_struct = module.warp_struct()
-    parallel.launch(gen.backward_kernel(device), n, lambda s: [field_struct, shard_structs[s], *args], device)
-    return reduce_shards(shard_grads), x_grad
+    kernel = generated(module.config).backward_kernel(module.warp_device)
+    return _sharded_parameter_gradients(module, x.shape[0], kernel, args), x_grad
 
 
 def reduce_shards(shard_grads: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,118 @@
+"""Second-order terms of hybrid fields: parameter gradients of a loss on the field's spatial gradient.
+
+For points x_i and upstream vectors u_i = dL/dg_i with g_i = grad_x f(x_i), this computes
+d/dtheta sum_i <u_i, g_i>. With e the encoding, J = de/dx and ge = df/de:
+
+    <u, g> = ge . (J u) = ge . v,   v = J u   (the encoding's derivative along u)
+
+ReLU masks are piecewise constant, so ge . v is the MLP's forward-mode tangent along v,
+linear in every weight: d/dw_out = tangent of the last activations, d/dW rows = tangent of
+the layer's input times the masked backward signal, biases get nothing. The table enters
+through v only: d/dtable[corner, k] = ge_k * (grad_x w_corner . u).
+"""
+
+import warp as wp
+
+from .hybrid_config import HybridConfig
+from .hybrid_kernels import _make_grid_lookup, add_exclusive, generated
+
+wp.set_module_options({"enable_backward": False})
+
+_KERNELS: dict = {}
+
+
+def gradient_backward_kernel(config: HybridConfig, device) -> wp.Kernel:
+    """Kernel ``(start, field, grads, xs, upstream)`` adding d/dtheta sum_i <upstream_i, grad f(x_i)> into ``grads``."""
+    atomic = not wp.get_device(device).is_cpu
+    key = (config.key(), atomic)
+    if key not in _KERNELS:
+        _KERNELS[key] = _make_kernel(config, wp.atomic_add if atomic else add_exclusive)
+    return _KERNELS[key]
+
+
+def _make_kernel(config: HybridConfig, accumulate):
+    gen = generated(config)
+    Struct, vec_in, vec_hidden = gen.struct, gen.vec_in, gen.vec_hidden
+    D, H, NH, N_IN, F = config.dim, config.hidden_width, config.hidden_layers, config.n_inputs, config.features
+    vec_d = wp.vec3 if D == 3 else wp.vec2
+    mat_layers = wp.types.matrix(shape=(NH, H), dtype=float)
+    grids = config.grids()
+    lookups = [_make_grid_lookup(g, vec_d, config.log2_table, F) for g in grids]
+    g_dim = [len(g.axes) for g in grids]
+    g_axes = [g.axes for g in grids]
+    g_first = [g.first_feature for g in grids]
+
+    @wp.func
+    def scatter_directional(grads: Struct, x: vec_d, u: vec_d, grad_features: vec_in):
+        for g in range(wp.static(len(grids))):
+            cell, frac, scale = wp.static(lookups[g][0])(x)
+            for c in range(wp.static(1 << g_dim[g])):
+                base, weights, signs = wp.static(lookups[g][1])(cell, frac, c)
+                slope = 0.0
+                for j in range(wp.static(g_dim[g])):
+                    partial = signs[j] * scale[j] * u[wp.static(g_axes[g][j])]
+                    for k in range(wp.static(g_dim[g])):
+                        if wp.static(k != j):
+                            partial *= weights[k]
+                    slope += partial
+                for f in range(wp.static(F)):
+                    wp.static(accumulate)(grads.table, base + f, slope * grad_features[wp.static(g_first[g] + f)])
+
+    @wp.func
+    def masked(values: vec_hidden, activations: vec_hidden) -> vec_hidden:
+        out = values
+        for j in range(wp.static(H)):
+            out[j] = wp.where(activations[j] > 0.0, values[j], 0.0)
+        return out
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def kernel(
+        start: int,
+        field: Struct,
+        grads: Struct,
+        xs: wp.array(dtype=vec_d),
+        upstream: wp.array(dtype=vec_d),
+    ):
+        i = start + wp.tid()
+        x = xs[i]
+        u = upstream[i]
+        e, jac = gen.encode_jacobian(field, x)
+        value, acts = gen.mlp_activations(field, e)
+        v = jac * u
+
+        # Backward signals gamma_l = d out / d h_l (masked), last layer first.
+        gammas = mat_layers()
+        gamma = masked(field.w_out[0], acts[wp.static(NH - 1)])
+        gammas[wp.static(NH - 1)] = gamma
+        for back in range(wp.static(NH - 1)):
+            layer = wp.static(NH - 1) - back
+            below = vec_hidden()
+            for j in range(wp.static(H)):
+                below[j] = wp.dot(field.w_hidden[(layer - 1) * wp.static(H) + j], gamma)
+            gamma = masked(below, acts[layer - 1])
+            gammas[layer - 1] = gamma
+
+        # Forward tangent along v, accumulating the weight gradients of the tangent output.
+        tangent = vec_hidden()
+        for k in range(wp.static(N_IN)):
+            tangent += field.w_in[k] * v[k]
+            wp.static(accumulate)(grads.w_in, k, v[k] * gammas[0])
+        tangent = masked(tangent, acts[0])
+        for layer in range(1, wp.static(NH)):
+            next_tangent = vec_hidden()
+            for j in range(wp.static(H)):
+                row = (layer - 1) * wp.static(H) + j
+                next_tangent += field.w_hidden[row] * tangent[j]
+                wp.static(accumulate)(grads.w_hidden, row, tangent[j] * gammas[layer])
+            tangent = masked(next_tangent, acts[layer])
+        wp.static(accumulate)(grads.w_out, 0, tangent)
+
+        ge = vec_in()
+        for k in range(wp.static(N_IN)):
+            ge[k] = wp.dot(field.w_in[k], gammas[0])
+        scatter_directional(grads, x, u, ge)
+
+    return kernel
+
+
+__all__ = ["gradient_backward_kernel"]
