@@ -99,7 +99,7 @@ def train_field(
     decay = math.log(settings.final_learning_rate / settings.learning_rate) / max(settings.steps - 1, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: math.exp(decay * step))
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    bar = tqdm(range(settings.steps), desc="train", disable=not progress, unit="step")
+    bar = tqdm(range(settings.steps), desc="train", disable=not progress, unit="step", mininterval=0.5)
     for _ in bar:
         batch = torch.randint(0, pool_x.shape[0], (settings.batch_size,), generator=generator).to(tdev)
         loss = (module(pool_x[batch]) - pool_y[batch]).abs().mean()

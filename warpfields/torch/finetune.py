@@ -1,0 +1,141 @@
+"""Self-supervised fine-tuning: make the field's own exact gradient accurate.
+
+Loss (the paper's): mean |f(x) - f0(x)|^2 + w * mean |n_ad(x) - n_target(x)|^2, with f0 the
+frozen original, n_ad the normalised exact gradient of the field being tuned and n_target
+a normal of f0 from the polyfit operator (or finite differences, or the mesh). Targets and
+f0 values are computed once for a pool of points since f0 does not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+import warp as wp
+from tqdm.auto import tqdm
+
+from .. import ops
+from ..errors import InputError
+from ..fields.base import Field
+from ..fields.hybrid import HybridField
+from .bridge import HybridModule, torch_device
+from .train import TrainSettings, training_points
+
+TARGETS = ("polyfit", "fd", "mesh")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    steps: int
+    batch_size: int
+    pool_size: int
+    weight: float = 1.0
+    learning_rate: float = 2e-4
+    target: str = "polyfit"
+    sigma: float | None = None
+    k: int = 64
+    stencil: str = "cubature"
+    h: float | None = None
+
+    def __post_init__(self):
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise InputError(f"fine-tune weight w={self.weight}: must be >= 0")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise InputError(f"fine-tune learning rate {self.learning_rate}: must be > 0")
+        if self.target not in TARGETS:
+            raise InputError(f"fine-tune target {self.target!r}: expected one of {TARGETS}")
+        if self.steps < 1 or self.batch_size < 16 or self.pool_size < self.batch_size:
+            raise InputError(f"fine-tune settings {self}: need steps >= 1, batch >= 16, pool >= batch")
+
+
+FINETUNE_PRESETS = {
+    "tiny": FinetuneSettings(steps=60, batch_size=4096, pool_size=1 << 14, learning_rate=1e-3, k=32),
+    "fast": FinetuneSettings(steps=600, batch_size=1 << 14, pool_size=1 << 18),
+    "paper": FinetuneSettings(steps=5000, batch_size=1 << 16, pool_size=1 << 21, k=256, stencil="gauss", sigma=0.002),
+}
+
+
+def finetune_settings_for(preset: str, **overrides) -> FinetuneSettings:
+    if preset not in FINETUNE_PRESETS:
+        raise InputError(f"unknown preset {preset!r}; expected one of {sorted(FINETUNE_PRESETS)}")
+    return replace(FINETUNE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def target_normals(field: Field, points: np.ndarray, settings: FinetuneSettings, mesh: Field | None, seed: int, device):
+    if settings.target == "mesh":
+        if mesh is None:
+            raise InputError("fine-tune target 'mesh' needs a mesh (--mesh)")
+        return ops.normal(mesh, points, method="ad", device=device)
+    if settings.target == "fd":
+        return ops.normal(field, points, method="fd", h=settings.h, device=device)
+    return ops.normal(
+        field, points, method="polyfit", k=settings.k, sigma=settings.sigma, stencil=settings.stencil, seed=seed,
+        device=device,
+    )
+
+
+def file_digest(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def finetune_field(
+    field: HybridField,
+    settings: FinetuneSettings,
+    seed: int = 0,
+    device=None,
+    mesh: Field | None = None,
+    progress: bool = True,
+    provenance: dict | None = None,
+) -> tuple[HybridField, dict]:
+    """Fine-tune ``field`` so that its exact gradient matches the target normals; returns the tuned field."""
+    if not isinstance(field, HybridField):
+        raise InputError(f"fine-tuning needs a trainable hybrid field, got a {field.kind} field")
+    device = wp.get_device(device)
+    tdev = torch_device(device)
+    started = time.perf_counter()
+    pool_settings = TrainSettings(steps=1, batch_size=settings.batch_size, pool_size=settings.pool_size)
+    points, original_values = training_points(field, settings.pool_size, pool_settings, seed, device)
+    normals = target_normals(field, points, settings, mesh, seed, device)
+    keep = np.isfinite(normals).all(axis=1)
+    pool_x = torch.from_numpy(points[keep]).to(tdev)
+    pool_f0 = torch.from_numpy(original_values[keep]).to(tdev)
+    pool_n = torch.from_numpy(normals[keep].astype(np.float32)).to(tdev)
+    target_seconds = time.perf_counter() - started
+
+    module = HybridModule(field, device=device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=settings.learning_rate, betas=(0.9, 0.99), eps=1e-15)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    bar = tqdm(range(settings.steps), desc="finetune", disable=not progress, unit="step", mininterval=0.5)
+    for _ in bar:
+        batch = torch.randint(0, pool_x.shape[0], (settings.batch_size,), generator=generator).to(tdev)
+        x = pool_x[batch]
+        value_loss = ((module(x) - pool_f0[batch]) ** 2).mean()
+        normal_loss = ((torch.nn.functional.normalize(module.gradient(x), dim=1) - pool_n[batch]) ** 2).sum(1).mean()
+        loss = value_loss + settings.weight * normal_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        bar.set_postfix(value=f"{value_loss.item():.1e}", normal=f"{normal_loss.item():.1e}", refresh=False)
+    seconds = time.perf_counter() - started
+    record = {
+        "settings": asdict(settings),
+        "seed": seed,
+        "seconds": round(seconds, 2),
+        "target_seconds": round(target_seconds, 2),
+        "final_value_loss": float(value_loss.item()),
+        "final_normal_loss": float(normal_loss.item()),
+        **(provenance or {}),
+    }
+    tuned = module.to_field({"finetune": record})
+    return tuned, {"seconds": seconds, "value_loss": record["final_value_loss"], "normal_loss": record["final_normal_loss"]}
+
+
+__all__ = ["FINETUNE_PRESETS", "FinetuneSettings", "file_digest", "finetune_field", "finetune_settings_for"]
