@@ -22,6 +22,8 @@ import warp as wp
 
 wp.set_module_options({"enable_backward": False})
 
+mat23 = wp.types.matrix(shape=(2, 3), dtype=float)
+
 
 @wp.struct
 class SphereField:
@@ -159,7 +161,7 @@ def field_hessian(field: TorusField, x: wp.vec3) -> wp.mat33:
     n = q / qn
     px = p[0] / rho
     py = p[1] / rho
-    jq = wp.mat23(px, py, 0.0, 0.0, 0.0, 1.0)
+    jq = mat23(px, py, 0.0, 0.0, 0.0, 1.0)
     proj = (wp.identity(n=2, dtype=float) - wp.outer(n, n)) / qn
     hess_rho = wp.mat33(1.0 - px * px, -px * py, 0.0, -px * py, 1.0 - py * py, 0.0, 0.0, 0.0, 0.0) / rho
     return wp.transpose(jq) * proj * jq + n[0] * hess_rho

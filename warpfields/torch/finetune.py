@@ -53,7 +53,7 @@ class FinetuneSettings:
 
 
 FINETUNE_PRESETS = {
-    "tiny": FinetuneSettings(steps=60, batch_size=4096, pool_size=1 << 14, learning_rate=1e-3, k=32),
+    "tiny": FinetuneSettings(steps=100, batch_size=4096, pool_size=1 << 14, learning_rate=1e-3, k=32),
     "fast": FinetuneSettings(steps=600, batch_size=1 << 14, pool_size=1 << 18),
     "paper": FinetuneSettings(steps=5000, batch_size=1 << 16, pool_size=1 << 21, k=256, stencil="gauss", sigma=0.002),
 }

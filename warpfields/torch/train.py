@@ -59,14 +59,19 @@ def training_points(target: Field, n: int, settings: TrainSettings, seed: int, d
 
 
 def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 100_000) -> dict:
-    """Mean |f - sdf| on points within 0.005 of the surface, and (3D) the two-sided distance of the level sets."""
+    """Mean |f - sdf| on points within 0.005 of the surface, and (3D) the two-sided distance of the level sets
+    (infinite when the field has no zero level set yet)."""
     rng = np.random.default_rng(seed + 7919)
     surface = geometry.surface_points(target, n, seed + 7919, device)
     near = np.clip(surface + rng.normal(size=surface.shape) * 0.005, -1, 1).astype(np.float32)
     error = np.abs(geometry.evaluate_values(field, near, device) - geometry.evaluate_values(target, near, device))
     report = {"near_surface_mean_abs_error": float(error.mean())}
     if field.dim == 3:
-        verts, faces = geometry.extract_level_set(field, resolution=256, device=device)
+        try:
+            verts, faces = geometry.extract_level_set(field, resolution=256, device=device)
+        except InputError:
+            report["level_set_two_sided_distance"] = float("inf")
+            return report
         target_verts, target_faces = geometry.target_surface(target, device=device)
         report["level_set_two_sided_distance"] = float(
             geometry.two_sided_distance(verts, faces, target_verts, target_faces, n=n, seed=seed, device=device)
