@@ -7,7 +7,7 @@ import warpfields as wf
 from warpfields import ops
 from warpfields.cli import main
 from warpfields.errors import InputError
-from warpfields.fields.hybrid import HybridConfig, HybridField, preset_config
+from warpfields.fields.hybrid import HybridConfig, preset_config
 from warpfields.io.fieldfile import load_field, save_field
 from warpfields.torch.finetune import finetune_field, finetune_settings_for
 from warpfields.torch.train import settings_for, train_field

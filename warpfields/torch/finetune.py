@@ -135,7 +135,8 @@ def finetune_field(
         **(provenance or {}),
     }
     tuned = module.to_field({"finetune": record})
-    return tuned, {"seconds": seconds, "value_loss": record["final_value_loss"], "normal_loss": record["final_normal_loss"]}
+    losses = {"value_loss": record["final_value_loss"], "normal_loss": record["final_normal_loss"]}
+    return tuned, {"seconds": seconds, **losses}
 
 
 __all__ = ["FINETUNE_PRESETS", "FinetuneSettings", "file_digest", "finetune_field", "finetune_settings_for"]
