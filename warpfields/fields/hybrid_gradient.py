@@ -37,12 +37,15 @@ def _make_kernel(config: HybridConfig, accumulate):
     vec_d = wp.vec3 if D == 3 else wp.vec2
     mat_layers = wp.types.matrix(shape=(NH, H), dtype=float)
     grids = config.grids()
-    lookups = [_make_grid_lookup(g, vec_d, config.log2_table, F) for g in grids]
+    tag = f"{config.key()}_{'atomic' if accumulate is wp.atomic_add else 'exclusive'}"
+    lookups = [
+        _make_grid_lookup(g, vec_d, config.log2_table, F, f"{tag}_gradient_grid{i}") for i, g in enumerate(grids)
+    ]
     g_dim = [len(g.axes) for g in grids]
     g_axes = [g.axes for g in grids]
     g_first = [g.first_feature for g in grids]
 
-    @wp.func
+    @wp.func(name=f"hybrid_scatter_directional_{tag}")
     def scatter_directional(grads: Struct, x: vec_d, u: vec_d, grad_features: vec_in):
         for g in range(wp.static(len(grids))):
             cell, frac, scale = wp.static(lookups[g][0])(x)
@@ -58,7 +61,7 @@ def _make_kernel(config: HybridConfig, accumulate):
                 for f in range(wp.static(F)):
                     wp.static(accumulate)(grads.table, base + f, slope * grad_features[wp.static(g_first[g] + f)])
 
-    @wp.func
+    @wp.func(name=f"hybrid_masked_{tag}")
     def masked(values: vec_hidden, activations: vec_hidden) -> vec_hidden:
         out = values
         for j in range(wp.static(H)):

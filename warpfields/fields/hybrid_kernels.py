@@ -69,20 +69,24 @@ _PRIMES_U32 = [wp.uint32(p) for p in _PRIMES]
 _PAIR_INDEX = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
 
 
+def _accumulation_name(accumulate) -> str:
+    return "atomic" if accumulate is wp.atomic_add else "exclusive"
+
+
 @wp.func
 def add_exclusive(values: wp.array(dtype=Any), index: int, value: Any):
     # Safe where a buffer has one writer at a time (a CPU shard); far cheaper than an atomic.
     values[index] = values[index] + value
 
 
-def _make_grid_lookup(grid: Grid, vec_d, log2_table: int, features: int):
+def _make_grid_lookup(grid: Grid, vec_d, log2_table: int, features: int, tag: str):
     """Functions locating a point in ``grid``: its cell, and each corner's table row and weight factors."""
     gdim = len(grid.axes)
     res = float(grid.resolution)
     mask = wp.uint32((1 << log2_table) - 1)
     strides = [(grid.resolution + 1) ** j for j in range(gdim)]
 
-    @wp.func
+    @wp.func(name=f"hybrid_locate_{tag}")
     def locate(x: vec_d):
         cell = wp.vec3i()
         frac = wp.vec3()
@@ -96,7 +100,7 @@ def _make_grid_lookup(grid: Grid, vec_d, log2_table: int, features: int):
             scale[j] = wp.where(wp.abs(xa) < 1.0, wp.static(0.5 * res), 0.0)
         return cell, frac, scale
 
-    @wp.func
+    @wp.func(name=f"hybrid_corner_{tag}")
     def corner(cell: wp.vec3i, frac: wp.vec3, c: int):
         # Row of the corner's first feature, its per-axis weights, and the sign of each weight's slope.
         weights = wp.vec3()
@@ -133,8 +137,9 @@ def _make_encoder(config: HybridConfig, lookups, Struct, vec_d, vec_in, order: i
     g_axes = [g.axes for g in grids]
     g_first = [g.first_feature for g in grids]
     pair_of = [[_PAIR_INDEX.get((min(a, b), max(a, b)), 0) for b in range(3)] for a in range(3)]
+    tag = f"{config.key()}_order{order}"
 
-    @wp.func
+    @wp.func(name=f"hybrid_encoder_{tag}")
     def encoder(field: Struct, x: vec_d):
         e = vec_in()
         if wp.static(order >= 1):
@@ -183,7 +188,9 @@ def _make_scatter(config: HybridConfig, lookups, Struct, vec_d, vec_in, accumula
     g_dim = [len(g.axes) for g in grids]
     g_first = [g.first_feature for g in grids]
 
-    @wp.func
+    tag = f"{config.key()}_{_accumulation_name(accumulate)}"
+
+    @wp.func(name=f"hybrid_scatter_{tag}")
     def scatter(grads: Struct, x: vec_d, grad_features: vec_in):
         for g in range(wp.static(len(grids))):
             cell, frac, scale = wp.static(lookups[g][0])(x)
@@ -208,12 +215,16 @@ def _generate(config: HybridConfig) -> Generated:
     Struct = _make_struct(config, vec_hidden)
     zero_hidden = vec_hidden()
 
-    lookups = [_make_grid_lookup(g, vec_d, config.log2_table, config.features) for g in config.grids()]
+    tag = config.key()
+    lookups = [
+        _make_grid_lookup(g, vec_d, config.log2_table, config.features, f"{tag}_grid{i}")
+        for i, g in enumerate(config.grids())
+    ]
     encode_value = _make_encoder(config, lookups, Struct, vec_d, vec_in, 0)
     encode_jacobian = _make_encoder(config, lookups, Struct, vec_d, vec_in, 1)
     encode_mixed = _make_encoder(config, lookups, Struct, vec_d, vec_in, 2)
 
-    @wp.func
+    @wp.func(name=f"hybrid_mlp_activations_{tag}")
     def mlp_activations(field: Struct, e: vec_in):
         acts = mat_acts()
         h = field.b_hidden[0]
@@ -229,7 +240,7 @@ def _generate(config: HybridConfig) -> Generated:
             acts[layer] = a
         return wp.dot(field.w_out[0], a) + field.b_out[0], acts
 
-    @wp.func
+    @wp.func(name=f"hybrid_mlp_{tag}")
     def mlp(field: Struct, e: vec_in) -> float:
         h = field.b_hidden[0]
         for i in range(wp.static(N_IN)):
@@ -242,14 +253,14 @@ def _generate(config: HybridConfig) -> Generated:
             a = wp.max(h, zero_hidden)
         return wp.dot(field.w_out[0], a) + field.b_out[0]
 
-    @wp.func
+    @wp.func(name=f"hybrid_relu_mask_{tag}")
     def relu_mask(g: vec_hidden, a: vec_hidden) -> vec_hidden:
         masked = g
         for j in range(wp.static(H)):
             masked[j] = wp.where(a[j] > 0.0, g[j], 0.0)
         return masked
 
-    @wp.func
+    @wp.func(name=f"hybrid_mlp_input_gradient_{tag}")
     def mlp_input_gradient(field: Struct, acts: mat_acts) -> vec_in:
         g = relu_mask(field.w_out[0], acts[wp.static(NH - 1)])
         for back in range(wp.static(NH - 1)):
@@ -264,7 +275,9 @@ def _generate(config: HybridConfig) -> Generated:
         return ge
 
     def make_mlp_backward(accumulate):
-        @wp.func
+        backward_tag = f"{tag}_{_accumulation_name(accumulate)}"
+
+        @wp.func(name=f"hybrid_mlp_backward_{backward_tag}")
         def mlp_backward(field: Struct, grads: Struct, e: vec_in, acts: mat_acts, grad_out: float) -> vec_in:
             # Accumulates parameter gradients of grad_out * f into ``grads``; returns d(grad_out * f)/de.
             a_last = acts[wp.static(NH - 1)]
@@ -294,18 +307,18 @@ def _generate(config: HybridConfig) -> Generated:
     field_gradient = analytic.field_gradient
     field_hessian = analytic.field_hessian
 
-    @wp.func
-    def field_value(field: Struct, x: vec_d) -> float:  # noqa: F811 (a protocol overload)
+    @wp.func(name=f"hybrid_field_value_{tag}")
+    def field_value(field: Struct, x: vec_d) -> float:
         return mlp(field, encode_value(field, x))
 
-    @wp.func
-    def field_gradient(field: Struct, x: vec_d) -> vec_d:  # noqa: F811 (a protocol overload)
+    @wp.func(name=f"hybrid_field_gradient_{tag}")
+    def field_gradient(field: Struct, x: vec_d) -> vec_d:
         e, jac = encode_jacobian(field, x)
         value, acts = mlp_activations(field, e)
         return wp.transpose(jac) * mlp_input_gradient(field, acts)
 
-    @wp.func
-    def field_hessian(field: Struct, x: vec_d) -> mat_dd:  # noqa: F811 (a protocol overload)
+    @wp.func(name=f"hybrid_field_hessian_{tag}")
+    def field_hessian(field: Struct, x: vec_d) -> mat_dd:
         e, jac, mixed = encode_mixed(field, x)
         value, acts = mlp_activations(field, e)
         pairs = wp.transpose(mixed) * mlp_input_gradient(field, acts)
