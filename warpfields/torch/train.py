@@ -38,7 +38,7 @@ class TrainSettings:
 
 TRAIN_PRESETS = {
     "tiny": TrainSettings(steps=150, batch_size=4096, pool_size=1 << 15, learning_rate=2e-2),
-    "fast": TrainSettings(steps=2500, batch_size=1 << 15, pool_size=1 << 21),
+    "fast": TrainSettings(steps=600, batch_size=1 << 15, pool_size=1 << 21),
     "paper": TrainSettings(steps=20000, batch_size=1 << 18, pool_size=1 << 23),
 }
 
