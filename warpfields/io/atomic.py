@@ -36,6 +36,10 @@ def atomic_path(path: str | os.PathLike, what: str = "output") -> Iterator[Path]
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp makes owner-only files; give the output the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
