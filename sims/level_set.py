@@ -1,0 +1,275 @@
+"""Level-set simulations whose state is a hybrid neural field (a ``HybridModule``).
+
+Each step samples points in a band around the current zero level set (plus a share of
+uniform points that keep the far field in check), evaluates the new values there with a
+Warp kernel that calls the derivative operators per point, and refits the field to them
+with a few warm-started Adam steps. Everything is in field coordinates ([-1, 1]^dim):
+lengths, speeds and times are field units.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import numpy as np
+import torch
+import warp as wp
+
+from warpfields.errors import InputError
+from warpfields.fields import field_value
+from warpfields.fields.hybrid import HybridField
+from warpfields.geometry import extract_level_set
+from warpfields.ops import Operator, OperatorSpec, mean_curvature, op_gradient, op_hessian, op_mean_curvature
+from warpfields.torch import HybridModule
+
+from .base import Simulation, check_count
+
+wp.set_module_options({"enable_backward": False})
+
+FLOW_ROTATION = 0
+FLOW_DEFORMATION = 1
+FLOWS = {"rotation": FLOW_ROTATION, "deformation": FLOW_DEFORMATION}
+_VEC = {2: wp.vec2, 3: wp.vec3}
+
+
+@wp.struct
+class Flow:
+    """A prescribed velocity: rigid rotation (``omega`` rad/s about ``axis`` through ``center``; 2D: about
+    ``center.xy``) or the Enright (3D) / single-vortex (2D) deformation reversed at ``period / 2``."""
+
+    kind: int
+    axis: wp.vec3
+    center: wp.vec3
+    omega: float
+    period: float
+
+
+@wp.func
+def flow_velocity(flow: Flow, x: wp.vec3, t: float) -> wp.vec3:
+    if flow.kind == FLOW_ROTATION:
+        return flow.omega * wp.cross(flow.axis, x - flow.center)
+    # The deformation is defined on [0, 1]^3: u = (x + 1) / 2, so dx/dt = 2 du/dt.
+    p = wp.pi * (x + wp.vec3(1.0)) * 0.5
+    s = wp.vec3(wp.sin(p[0]), wp.sin(p[1]), wp.sin(p[2]))
+    s2 = wp.vec3(wp.sin(2.0 * p[0]), wp.sin(2.0 * p[1]), wp.sin(2.0 * p[2]))
+    c = 2.0 * wp.cos(wp.pi * t / flow.period)
+    return c * wp.vec3(2.0 * s[0] * s[0] * s2[1] * s2[2], -s2[0] * s[1] * s[1] * s2[2], -s2[0] * s2[1] * s[2] * s[2])
+
+
+@wp.func
+def flow_velocity(flow: Flow, x: wp.vec2, t: float) -> wp.vec2:  # noqa: F811 (an overload per dimension)
+    if flow.kind == FLOW_ROTATION:
+        r = x - wp.vec2(flow.center[0], flow.center[1])
+        return flow.omega * wp.vec2(-r[1], r[0])
+    p = wp.pi * (x + wp.vec2(1.0)) * 0.5
+    c = 2.0 * wp.cos(wp.pi * t / flow.period)
+    return c * wp.vec2(
+        -wp.sin(p[0]) * wp.sin(p[0]) * wp.sin(2.0 * p[1]), wp.sin(p[1]) * wp.sin(p[1]) * wp.sin(2.0 * p[0])
+    )
+
+
+@wp.kernel
+def _curvature_targets(
+    start: int,
+    field: typing.Any,
+    op: Operator,
+    salt: int,
+    dt: float,
+    principal: float,
+    max_curvature: float,
+    band: float,
+    points: wp.array(dtype=typing.Any),
+    out: wp.array(dtype=float),
+):
+    i = start + wp.tid()
+    x = points[i]
+    phi = field_value(field, x)
+    # Outside the band the field only has to keep its sign: hold it, so that far-field curvature
+    # (unbounded at a collapsing sphere's centre) does not reach the refit.
+    out[i] = phi
+    if wp.abs(phi) < band:
+        kappa = wp.clamp(principal * op_mean_curvature(field, x, op, salt + i), -max_curvature, max_curvature)
+        out[i] = phi + dt * kappa * wp.length(op_gradient(field, x, op, salt + i))
+
+
+@wp.kernel
+def _advection_targets(
+    start: int,
+    field: typing.Any,
+    op: Operator,
+    salt: int,
+    flow: Flow,
+    t: float,
+    dt: float,
+    points: wp.array(dtype=typing.Any),
+    out: wp.array(dtype=float),
+):
+    # Second-order Taylor step (RK2 for this linear equation): phi_tt = v.(H v) + (J v).g with v at
+    # the mid time, which also absorbs the -v_t.g term of a time-dependent velocity to O(dt^3).
+    i = start + wp.tid()
+    x = points[i]
+    g = op_gradient(field, x, op, salt + i)
+    hess = op_hessian(field, x, op, salt + i)
+    mid = t + 0.5 * dt
+    v = flow_velocity(flow, x, mid)
+    eps = 1.0e-3
+    jv = (flow_velocity(flow, x + eps * v, mid) - flow_velocity(flow, x - eps * v, mid)) / (2.0 * eps)
+    second = wp.dot(v, hess * v) + wp.dot(jv, g)
+    out[i] = field_value(field, x) - dt * wp.dot(v, g) + 0.5 * dt * dt * second
+
+
+def field_values(module: HybridModule, points: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return module(torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))).cpu().numpy()
+
+
+def band_points(
+    module: HybridModule, n: int, width: float, seed: int, uniform_share: float = 0.25, tries: int = 8
+) -> np.ndarray:
+    """``n`` float32 points: about ``1 - uniform_share`` of them uniform in the band |phi| < ``width``
+    (by rejection from the domain), the rest uniform in [-1, 1]^dim."""
+    dim = module.config.dim
+    rng = np.random.default_rng(seed)
+    n_band = int(n * (1.0 - uniform_share))
+    kept, found = [], 0
+    for _ in range(tries):
+        candidates = rng.uniform(-1.0, 1.0, size=(16 * n, dim)).astype(np.float32)
+        inside = candidates[np.abs(field_values(module, candidates)) < width]
+        kept.append(inside)
+        found += len(inside)
+        if found >= n_band:
+            break
+    band = np.concatenate(kept)[:n_band]
+    uniform = rng.uniform(-1.0, 1.0, size=(n - len(band), dim)).astype(np.float32)
+    return np.concatenate([band, uniform])
+
+
+def project_to_surface(module: HybridModule, points: np.ndarray, steps: int = 3) -> np.ndarray:
+    """Newton steps x <- x - phi g / |g|^2 onto the zero level set (exact gradient)."""
+    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+    with torch.no_grad():
+        for _ in range(steps):
+            g = module.gradient(x)
+            x = x - (module(x) / (g * g).sum(dim=1).clamp_min(1e-12))[:, None] * g
+    return x.numpy()
+
+
+def refit(module: HybridModule, points, targets, steps: int, lr: float, optimizer=None):
+    """``steps`` Adam steps of the squared error towards ``targets`` at ``points``, warm-started from the
+    current parameters (and from ``optimizer``'s moments when given). Returns (optimizer, last loss)."""
+    x = torch.as_tensor(np.ascontiguousarray(points, dtype=np.float32))
+    y = torch.as_tensor(np.ascontiguousarray(targets, dtype=np.float32))
+    if optimizer is None:
+        optimizer = torch.optim.Adam(module.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-15)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        loss = ((module(x) - y) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return optimizer, float(loss.item())
+
+
+class LevelSetSimulation(Simulation):
+    """The shared machinery: subclasses implement ``_launch_targets(struct, points, out, dt)``."""
+
+    def __init__(
+        self,
+        field: HybridField,
+        spec: OperatorSpec,
+        band_width: float = 0.1,
+        points: int = 4096,
+        refit_steps: int = 20,
+        learning_rate: float = 1e-3,
+        seed: int = 0,
+        device=None,
+    ):
+        super().__init__(device)
+        if not isinstance(field, HybridField):
+            raise InputError(f"field: expected a hybrid neural field (the state), got a {field.kind} field")
+        if not (isinstance(band_width, int | float) and band_width > 0):
+            raise InputError(f"band_width: expected a positive number, got {band_width!r}")
+        self.dim = field.dim
+        self.spec = spec
+        self.op = spec.warp()
+        self.band_width = float(band_width)
+        self.points = check_count(points, "points", 16)
+        self.refit_steps = check_count(refit_steps, "refit_steps")
+        self.learning_rate = float(learning_rate)
+        self.seed = seed
+        self.module = HybridModule(field, self.device)
+        self.normalization = field.normalization
+        self.optimizer = None
+        self.losses: list[float] = []
+        self._targets = wp.zeros(self.points, dtype=float, device=self.device)
+
+    def _launch_targets(self, struct, points: wp.array, out: wp.array, dt: float) -> None:
+        raise NotImplementedError
+
+    def _advance(self, dt: float) -> None:
+        x = band_points(self.module, self.points, self.band_width, self.seed + self.steps)
+        points = wp.array(x, dtype=_VEC[self.dim], device=self.device)
+        self._launch_targets(self.module.warp_struct(), points, self._targets, dt)
+        self.optimizer, loss = refit(
+            self.module, x, self._targets.numpy(), self.refit_steps, self.learning_rate, self.optimizer
+        )
+        self.losses.append(loss)
+
+    def state_arrays(self) -> dict[str, wp.array]:
+        parameters = {name: wp.from_torch(p.detach()) for name, p in self.module.named_parameters()}
+        return {"targets": self._targets, **parameters}
+
+    def field(self) -> HybridField:
+        return self.module.to_field()
+
+    def surface(self, n: int = 2048, seed: int = 0) -> np.ndarray:
+        """``n`` points on the current zero level set (projected band samples, field coordinates)."""
+        x = band_points(self.module, n, self.band_width, seed, uniform_share=0.0)
+        return project_to_surface(self.module, x)
+
+    def inside_fraction(self, resolution: int = 48) -> np.ndarray:
+        return inside_grid(self.module, resolution)
+
+    def record(self, recorder, frame: int) -> None:
+        field = self.field()
+        vertices, faces = extract_level_set(field, 64 if self.dim == 3 else 256, self.device)
+        if self.dim == 2:
+            recorder.add_points("surface", self.normalization.from_field(vertices) @ np.eye(2, 3), frame=frame)
+            return
+        curvature = mean_curvature(field, vertices, **self._op_kwargs(), device=self.device)
+        recorder.add_mesh_frame(
+            "surface", self.normalization.from_field(vertices), faces, frame, primvars={"curvature": curvature}
+        )
+
+    def _op_kwargs(self) -> dict:
+        s = self.spec
+        return {"method": s.method, "k": s.k, "sigma": s.sigma, "h": s.h, "stencil": s.stencil, "seed": s.seed}
+
+
+def grid_points(dim: int, resolution: int) -> np.ndarray:
+    axis = np.linspace(-1.0, 1.0, resolution)
+    grid = np.meshgrid(*([axis] * dim), indexing="ij")
+    return np.stack([g.ravel() for g in grid], axis=1)
+
+
+def inside_grid(module: HybridModule, resolution: int) -> np.ndarray:
+    return field_values(module, grid_points(module.config.dim, resolution)) < 0.0
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
+
+
+__all__ = [
+    "FLOWS",
+    "Flow",
+    "LevelSetSimulation",
+    "band_points",
+    "field_values",
+    "grid_points",
+    "inside_grid",
+    "iou",
+    "project_to_surface",
+    "refit",
+]

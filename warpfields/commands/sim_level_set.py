@@ -1,0 +1,146 @@
+"""The level-set scenes of ``warpfields sim``: ``curvature-flow`` and ``advection`` (state: a hybrid field).
+
+``sim.register`` builds its parser from ``SCENES`` before this module is imported (commands
+load in name order), so ``register`` adds these scenes to the ``sim`` parser it finds."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from ..errors import InputError
+from .sim import SCENES, add_common_arguments, check_common_arguments, operator_from_args, register_scene, settings
+
+
+def _add_level_set_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--points", type=int, default=4096, help="band samples refitted per step (default 4096)")
+    p.add_argument("--band", type=float, default=0.1, help="half width of the sampled band, field units (default 0.1)")
+    p.add_argument("--refit-steps", type=int, default=20, help="Adam steps per simulation step (default 20)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the refit (default 1e-3)")
+    p.add_argument("--init", default="tiny", help="hybrid preset fitted first when --field is analytic (default tiny)")
+
+
+def _add_advection_arguments(p: argparse.ArgumentParser) -> None:
+    _add_level_set_arguments(p)
+    p.add_argument("--velocity", default="rotation", help="rotation | deformation (default rotation)")
+    p.add_argument("--axis", type=float, nargs=3, default=(0.0, 0.0, 1.0), help="rotation axis (default 0 0 1)")
+    p.add_argument("--center", type=float, nargs="+", default=None, help="rotation centre (default the origin)")
+
+
+def _state_field(args: argparse.Namespace):
+    """The hybrid field the scene evolves, and the analytic shape it was fitted to (or None)."""
+    from warpfields.fields.hybrid import HybridField, preset_config
+    from warpfields.io.fieldfile import load_field
+
+    field = load_field(args.field)
+    if isinstance(field, HybridField):
+        return field, None
+    if field.kind != "analytic":
+        raise InputError(f"--field {args.field!r}: expected a hybrid field file or a shape word, got a {field.kind}")
+    from warpfields.torch.train import settings_for, train_field
+
+    hybrid, _ = train_field(
+        field, preset_config(args.init, dim=field.dim), settings_for(args.init), args.seed, args.device
+    )
+    return hybrid, field
+
+
+def _common(args: argparse.Namespace) -> dict:
+    return {
+        "band_width": args.band,
+        "points": args.points,
+        "refit_steps": args.refit_steps,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+        "device": args.device,
+    }
+
+
+def _run(args, scene, rows, metrics=None) -> int:
+    from sims.base import print_summary
+    from warpfields.io.usd import StageRecorder
+
+    scene.substeps = args.substeps
+    with StageRecorder(args.out, fps=1.0 / args.dt, metadata={"scene": scene.name, **settings(args)}) as recorder:
+        scene.run(args.frames, args.dt, recorder=recorder)
+        rows += [("steps", scene.steps), ("time", scene.time), ("ms per step", 1e3 * scene.seconds_per_step)]
+        rows += [("last refit loss", scene.losses[-1])]
+        extra = metrics() if metrics else {}
+        recorder.set_metadata({"metrics": extra})
+    print_summary(scene.name, rows + list(extra.items()) + [("stage", str(args.out))])
+    return 0
+
+
+def _run_curvature_flow(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sims.curvature_flow import CurvatureFlow, law_radius
+
+    check_common_arguments(args)
+    field, _ = _state_field(args)
+    spec = operator_from_args(args, field, "mean_curvature")
+    scene = CurvatureFlow(field, spec, **_common(args))
+    center = np.zeros(field.dim)
+    r0 = scene.radius(center)
+    rows = [("field", args.field), ("method", spec.method), ("initial radius", r0)]
+
+    def metrics():
+        radius = scene.radius(center)
+        law = float(law_radius(r0, scene.time, field.dim))
+        return {
+            "radius": radius,
+            "law radius (sphere/circle)": law,
+            "relative error": abs(radius - law) / max(law, 1e-12),
+        }
+
+    return _run(args, scene, rows, metrics)
+
+
+def _run_advection(args: argparse.Namespace) -> int:
+    from sims.advection import Advection
+
+    check_common_arguments(args)
+    field, shape = _state_field(args)
+    spec = operator_from_args(args, field, "hessian")
+    total = args.frames * args.dt
+    center = args.center or (0.0,) * field.dim
+    scene = Advection(
+        field,
+        spec,
+        velocity=args.velocity,
+        axis=args.axis,
+        center=center,
+        omega=2.0 * math.pi / total,
+        period=total,
+        **_common(args),
+    )
+    rows = [("field", args.field), ("method", spec.method), ("velocity", args.velocity)]
+    return _run(args, scene, rows, (lambda: scene.metrics(shape)) if shape is not None else None)
+
+
+register_scene(
+    "curvature-flow", "mean curvature flow of the field's zero level set", _add_level_set_arguments, _run_curvature_flow
+)
+register_scene(
+    "advection",
+    "the field advected by a rotation or a reversible deformation (one turn / one period over the run)",
+    _add_advection_arguments,
+    _run_advection,
+)
+
+LEVEL_SET_SCENES = ("curvature-flow", "advection")
+
+
+def register(subparsers) -> None:
+    sim = subparsers.choices.get("sim")
+    if sim is None:
+        return
+    scenes = next(a for a in sim._actions if isinstance(a, argparse._SubParsersAction))
+    for name in LEVEL_SET_SCENES:
+        if name in scenes.choices:
+            continue
+        scene = SCENES[name]
+        sp = scenes.add_parser(name, help=scene.help)
+        add_common_arguments(sp)
+        scene.add_arguments(sp)
+        sp.set_defaults(func=scene.run)
