@@ -1,5 +1,6 @@
 """The ``warpfields`` command. Each subcommand lives in ``warpfields/commands/<name>.py`` and
-exposes ``register(subparsers)``; heavy imports (torch) happen inside the commands that need them."""
+exposes ``register(subparsers)`` (modules starting with ``_`` are helpers); heavy imports
+(torch) happen inside the commands that need them."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0 (default: Warp's default)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return parser
 

@@ -25,7 +25,7 @@ class DemoPreset:
 
 
 DEMO_PRESETS = {
-    "tiny": DemoPreset(eval_points=2000, particles=200, frames=20, image_size=96),
+    "tiny": DemoPreset(eval_points=2000, particles=300, frames=45, image_size=96),
     "fast": DemoPreset(eval_points=20000, particles=2000, frames=90, image_size=320),
 }
 

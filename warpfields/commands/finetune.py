@@ -29,13 +29,22 @@ def run(args) -> int:
 
     check_output_path(args.out, "tuned field file")
     settings = finetune_settings_for(
-        args.preset, target=args.target, weight=args.w, learning_rate=args.lr, steps=args.steps, k=args.k,
-        sigma=args.sigma, stencil=args.stencil, h=args.h,
+        args.preset,
+        target=args.target,
+        weight=args.w,
+        learning_rate=args.lr,
+        steps=args.steps,
+        k=args.k,
+        sigma=args.sigma,
+        stencil=args.stencil,
+        h=args.h,
     )
     field = load_field(args.field)
     mesh = load_target(args.mesh) if args.mesh else None
     provenance = {"original_file": str(args.field), "original_sha256": file_digest(args.field)}
-    tuned, report = finetune_field(field, settings, seed=args.seed, device=args.device, mesh=mesh, provenance=provenance)
+    tuned, report = finetune_field(
+        field, settings, seed=args.seed, device=args.device, mesh=mesh, provenance=provenance
+    )
     save_field(tuned, args.out)
     print(f"fine-tuned {args.field} in {report['seconds']:.1f} s -> {args.out}")
     print(f"  final losses: value {report['value_loss']:.2e}, normal {report['normal_loss']:.2e}")

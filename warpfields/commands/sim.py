@@ -169,6 +169,8 @@ register_scene(
 
 
 def register(subparsers) -> None:
+    from . import _sim_level_set  # noqa: F401  (registers curvature-flow and advection)
+
     p = subparsers.add_parser("sim", help="run a simulation on a field and write a USD stage")
     scenes = p.add_subparsers(dest="scene", required=True, metavar="SCENE")
     for name, scene in SCENES.items():

@@ -73,7 +73,13 @@ def target_normals(field: Field, points: np.ndarray, settings: FinetuneSettings,
     if settings.target == "fd":
         return ops.normal(field, points, method="fd", h=settings.h, device=device)
     return ops.normal(
-        field, points, method="polyfit", k=settings.k, sigma=settings.sigma, stencil=settings.stencil, seed=seed,
+        field,
+        points,
+        method="polyfit",
+        k=settings.k,
+        sigma=settings.sigma,
+        stencil=settings.stencil,
+        seed=seed,
         device=device,
     )
 

@@ -1,7 +1,6 @@
 """The level-set scenes of ``warpfields sim``: ``curvature-flow`` and ``advection`` (state: a hybrid field).
 
-``sim.register`` builds its parser from ``SCENES`` before this module is imported (commands
-load in name order), so ``register`` adds these scenes to the ``sim`` parser it finds."""
+Importing this module registers them; ``warpfields.commands.sim`` imports it before building its parser."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import argparse
 import math
 
 from ..errors import InputError
-from .sim import SCENES, add_common_arguments, check_common_arguments, operator_from_args, register_scene, settings
+from .sim import check_common_arguments, operator_from_args, register_scene, settings
 
 
 def _add_level_set_arguments(p: argparse.ArgumentParser) -> None:
@@ -127,20 +126,3 @@ register_scene(
     _add_advection_arguments,
     _run_advection,
 )
-
-LEVEL_SET_SCENES = ("curvature-flow", "advection")
-
-
-def register(subparsers) -> None:
-    sim = subparsers.choices.get("sim")
-    if sim is None:
-        return
-    scenes = next(a for a in sim._actions if isinstance(a, argparse._SubParsersAction))
-    for name in LEVEL_SET_SCENES:
-        if name in scenes.choices:
-            continue
-        scene = SCENES[name]
-        sp = scenes.add_parser(name, help=scene.help)
-        add_common_arguments(sp)
-        scene.add_arguments(sp)
-        sp.set_defaults(func=scene.run)
