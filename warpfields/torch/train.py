@@ -25,6 +25,9 @@ class TrainSettings:
     pool_size: int
     learning_rate: float = 1e-2
     final_learning_rate: float = 1e-4
+    # The decoder learns more slowly than the grid: at the grid's rate Adam's sign-like early
+    # steps kill ReLU units, leaving patches where the exact gradient is zero.
+    decoder_learning_rate_factor: float = 0.1
     surface_share: float = 0.4
     near_share: float = 0.4
     noise_scales: tuple[float, float] = (0.002, 0.02)
@@ -100,7 +103,12 @@ def train_field(
     sampling_seconds = time.perf_counter() - started
 
     module = HybridModule(HybridField(config, seed=seed, normalization=target.normalization), device=device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=settings.learning_rate, betas=(0.9, 0.99), eps=1e-15)
+    decoder = [p for name, p in module.named_parameters() if name != "table"]
+    groups = [
+        {"params": [module.table], "lr": settings.learning_rate},
+        {"params": decoder, "lr": settings.learning_rate * settings.decoder_learning_rate_factor},
+    ]
+    optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
     decay = math.log(settings.final_learning_rate / settings.learning_rate) / max(settings.steps - 1, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: math.exp(decay * step))
     generator = torch.Generator(device="cpu").manual_seed(seed)
