@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from abc import ABC, abstractmethod
 
 import numpy as np
 import warp as wp
@@ -36,7 +37,7 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-class Simulation:
+class Simulation(ABC):
     """Base of every scene: state lives in Warp arrays on ``device``; subclasses implement
     ``_advance(dt)`` (one step, no host round trip), ``record(recorder, frame)`` and
     ``state_arrays()`` (what must stay finite)."""
@@ -50,12 +51,14 @@ class Simulation:
         self.step_seconds: list[float] = []
         self.substeps = 1
 
+    @abstractmethod
     def _advance(self, dt: float) -> None:
-        raise NotImplementedError
+        """Advance the state by one step of ``dt``."""
 
     def state_arrays(self) -> dict[str, wp.array]:
         return {}
 
+    @abstractmethod
     def record(self, recorder, frame: int) -> None:
         """Write the current state as time code ``frame``."""
 

@@ -10,6 +10,7 @@ lengths, speeds and times are field units.
 from __future__ import annotations
 
 import typing
+from abc import abstractmethod
 
 import numpy as np
 import torch
@@ -203,8 +204,9 @@ class LevelSetSimulation(Simulation):
         self.losses: list[float] = []
         self._targets = wp.zeros(self.points, dtype=float, device=self.device)
 
+    @abstractmethod
     def _launch_targets(self, struct, points: wp.array, out: wp.array, dt: float) -> None:
-        raise NotImplementedError
+        """Write the state's next values at ``points`` into ``out``."""
 
     def _advance(self, dt: float) -> None:
         x = band_points(self.module, self.points, self.band_width, self.seed + self.steps)
