@@ -1,0 +1,48 @@
+"""`warpfields demo --preset tiny`: every artefact, and a report whose numbers come from the run."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from warpfields.cli import main
+from warpfields.io.fieldfile import load_field
+from warpfields.io.usd import validation_errors
+
+ARTEFACTS = (
+    "field.wfield",
+    "field_tuned.wfield",
+    "collision_ad.usd",
+    "collision_polyfit.usd",
+    "render_compare.png",
+    "report.md",
+    "report.json",
+)
+
+
+def test_tiny_demo_writes_everything(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--preset", "tiny", "--out", str(out)]) == 0
+    assert str(out.resolve()) in capsys.readouterr().out
+    for name in ARTEFACTS:
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    data = json.loads((out / "report.json").read_text())
+
+    field = load_field(out / "field.wfield")
+    quality = field.metadata["training"]["quality"]
+    assert f"{quality['near_surface_mean_abs_error']:.5f}" in report
+    assert data["quality"]["near_surface_mean_abs_error"] == quality["near_surface_mean_abs_error"]
+    assert load_field(out / "field_tuned.wfield").metadata["finetune"]["original_file"] == "field.wfield"
+
+    labels = [row["label"] for row in data["operators"]]
+    assert labels[0] == "ad" and "fine-tuned ad" in labels
+    for row in data["operators"]:
+        assert f"{row['angle_mean_deg']:.3f}" in report, row["label"]
+    for method, metrics in data["collision"].items():
+        assert f"| {method} | {metrics['angle_median_deg']:.2f} |" in report
+
+    for stage in ("collision_ad.usd", "collision_polyfit.usd"):
+        assert validation_errors(out / stage) == []
+    image = np.asarray(Image.open(out / "render_compare.png"))
+    assert image.shape[1] == 3 * image.shape[0] and image.std() > 5
