@@ -1,8 +1,7 @@
-"""Hybrid fields against the float64 pure-torch reference in ``hybrid_reference.py``."""
+"""Hybrid fields against the float64 pure-torch reference in ``warpfields.torch.reference``."""
 
 from typing import Any
 
-import hybrid_reference as reference
 import numpy as np
 import pytest
 import torch
@@ -12,7 +11,7 @@ import warpfields as wf
 from warpfields import parallel
 from warpfields.errors import InputError
 from warpfields.fields.hybrid import HybridConfig, HybridField
-from warpfields.torch import HybridModule
+from warpfields.torch import HybridModule, reference
 
 CONFIGS = {
     "hash3": HybridConfig(levels=3, features=2, log2_table=8, base_resolution=4, max_resolution=16, hidden_width=16),

@@ -1,6 +1,7 @@
 """Host API of the operators: containers, sharding, defaults and bad input."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import warpfields as wf
 from warpfields import ops, parallel
 from warpfields.errors import InputError
 from warpfields.fields.base import Field
+from warpfields.fields.hybrid import HybridField, preset_config
 
 
 def sphere_points(n=64, radius=0.5, seed=0):
@@ -45,7 +47,8 @@ def test_containers_round_trip():
 
 
 def test_sharded_equals_single_thread_and_per_point_seeds():
-    """Query i uses salted_seed(seed, i) whatever the sharding: 1 and 2 threads agree bit for bit."""
+    """Query i uses salted_seed(seed, i) whatever the sharding and the evaluation order: the host API (locality
+    order, 2 threads) and the caller's order on 1 thread agree bit for bit."""
     field = wf.torus()
     points = np.random.default_rng(3).uniform(-0.7, 0.7, (2 * 2048 + 5, 3)).astype(np.float32)
     spec = ops.OperatorSpec(method="polyfit", k=16, sigma=0.01, stencil="gauss", seed=9)
@@ -53,7 +56,9 @@ def test_sharded_equals_single_thread_and_per_point_seeds():
     xs = wp.array(points, dtype=wp.vec3)
     out = wp.empty(len(points), dtype=wp.vec3)
     kernel = ops.host._query_kernel("normal", "polyfit")
-    parallel.launch(kernel, len(points), [field.warp(), spec.warp(), xs, out], threads=1)
+    assert parallel.locality_order(points) is not None
+    caller_order = wp.array(np.arange(len(points), dtype=np.int32), dtype=int)
+    parallel.launch(kernel, len(points), [field.warp(), spec.warp(), xs, caller_order, out], threads=1)
     np.testing.assert_array_equal(both, out.numpy())
     other_seed = ops.OperatorSpec(k=16, sigma=0.01, stencil="gauss", seed=10)
     assert not np.array_equal(both, ops.query(field, points, "normal", other_seed))
@@ -212,3 +217,28 @@ def test_hybrid_field_polyfit_agrees_with_ad_where_smooth():
     error = np.linalg.norm(fitted - exact, axis=1) / np.maximum(np.linalg.norm(exact, axis=1), 1e-3)
     assert np.median(error) < 1e-2
     assert np.mean(error < 5e-2) > 0.8
+
+
+def test_locality_order_is_a_z_curve():
+    """The order is a permutation, and it visits the octants of [-1, 1]^3 one after another."""
+    points = np.random.default_rng(5).uniform(-1, 1, (8192, 3)).astype(np.float32)
+    order = parallel.locality_order(points)
+    assert sorted(order.tolist()) == list(range(len(points)))
+    octant = ((points[order] > 0) * [1, 2, 4]).sum(axis=1)
+    assert np.all(np.diff(octant) >= 0)
+    assert parallel.locality_order(points[:100]) is None
+
+
+@wp.kernel(enable_backward=False)
+def _caller_order_values(field: Any, points: wp.array(dtype=wp.vec3), out: wp.array(dtype=float)):
+    i = wp.tid()
+    out[i] = wf.field_value(field, points[i])
+
+
+def test_bulk_values_equal_the_per_point_function():
+    """The bulk path (locality order, sharded) returns exactly what the per-point function gives in caller order."""
+    field = HybridField(preset_config("tiny"), seed=3)
+    points = np.random.default_rng(8).uniform(-1, 1, (3 * 4096 + 7, 3)).astype(np.float32)
+    out = wp.empty(len(points), dtype=float)
+    wp.launch(_caller_order_values, len(points), inputs=[field.warp(), wp.array(points, dtype=wp.vec3), out])
+    np.testing.assert_array_equal(ops.value(field, points), out.numpy())

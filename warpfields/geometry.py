@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import warp as wp
 
+from . import ops
 from .errors import InputError
 from .fields.analytic import field_gradient, field_value
 from .fields.base import Field
@@ -19,12 +20,6 @@ wp.set_module_options({"enable_backward": False})
 
 _GRID_CHUNK = 1 << 20
 _VEC = {2: wp.vec2, 3: wp.vec3}
-
-
-@wp.kernel
-def _values_kernel(start: int, field: Any, points: wp.array(dtype=Any), out: wp.array(dtype=float)):
-    i = start + wp.tid()
-    out[i] = field_value(field, points[i])
 
 
 @wp.kernel
@@ -63,12 +58,7 @@ def _checked_points(points, dim: int, what: str = "points") -> np.ndarray:
 
 def evaluate_values(field: Field, points, device=None) -> np.ndarray:
     """``field_value`` at each of the (n, dim) ``points`` (field coordinates); float32 (n,)."""
-    points = _checked_points(points, field.dim)
-    device = wp.get_device(device)
-    x = wp.array(points, dtype=_VEC[field.dim], device=device)
-    out = wp.empty(len(points), dtype=float, device=device)
-    launch(_values_kernel, len(points), [field.warp(device), x, out], device)
-    return out.numpy()
+    return ops.value(field, _checked_points(points, field.dim), device)
 
 
 # --- sampling on simplices (triangles in 3D, segments in 2D) --------------------------

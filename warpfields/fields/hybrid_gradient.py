@@ -14,7 +14,7 @@ through v only: d/dtable[corner, k] = ge_k * (grad_x w_corner . u).
 import warp as wp
 
 from .hybrid_config import HybridConfig
-from .hybrid_kernels import _make_grid_lookup, add_exclusive, generated
+from .hybrid_kernels import add_exclusive, generated
 
 wp.set_module_options({"enable_backward": False})
 
@@ -33,33 +33,12 @@ def gradient_backward_kernel(config: HybridConfig, device) -> wp.Kernel:
 def _make_kernel(config: HybridConfig, accumulate):
     gen = generated(config)
     Struct, vec_in, vec_hidden = gen.struct, gen.vec_in, gen.vec_hidden
-    D, H, NH, N_IN, F = config.dim, config.hidden_width, config.hidden_layers, config.n_inputs, config.features
+    D, H, NH, N_IN = config.dim, config.hidden_width, config.hidden_layers, config.n_inputs
     vec_d = wp.vec3 if D == 3 else wp.vec2
     mat_layers = wp.types.matrix(shape=(NH, H), dtype=float)
-    grids = config.grids()
     tag = f"{config.key()}_{'atomic' if accumulate is wp.atomic_add else 'exclusive'}"
-    lookups = [
-        _make_grid_lookup(g, vec_d, config.log2_table, F, f"{tag}_gradient_grid{i}") for i, g in enumerate(grids)
-    ]
-    g_dim = [len(g.axes) for g in grids]
-    g_axes = [g.axes for g in grids]
-    g_first = [g.first_feature for g in grids]
-
-    @wp.func(name=f"hybrid_scatter_directional_{tag}")
-    def scatter_directional(grads: Struct, x: vec_d, u: vec_d, grad_features: vec_in):
-        for g in range(wp.static(len(grids))):
-            cell, frac, scale = wp.static(lookups[g][0])(x)
-            for c in range(wp.static(1 << g_dim[g])):
-                base, weights, signs = wp.static(lookups[g][1])(cell, frac, c)
-                slope = 0.0
-                for j in range(wp.static(g_dim[g])):
-                    partial = signs[j] * scale[j] * u[wp.static(g_axes[g][j])]
-                    for k in range(wp.static(g_dim[g])):
-                        if wp.static(k != j):
-                            partial *= weights[k]
-                    slope += partial
-                for f in range(wp.static(F)):
-                    wp.static(accumulate)(grads.table, base + f, slope * grad_features[wp.static(g_first[g] + f)])
+    enc = gen.encoding
+    scatter_directional = enc.scatter(accumulate, directional=True)
 
     @wp.func(name=f"hybrid_masked_{tag}")
     def masked(values: vec_hidden, activations: vec_hidden) -> vec_hidden:
@@ -77,11 +56,11 @@ def _make_kernel(config: HybridConfig, accumulate):
         upstream: wp.array(dtype=vec_d),
     ):
         i = start + wp.tid()
-        x = xs[i]
         u = upstream[i]
-        e, jac = gen.encode_jacobian(field, x)
-        value, acts = gen.mlp_activations(field, e)
-        v = jac * u
+        fracs, scales, rows = enc.locate(xs[i])
+        feats = enc.gather(field, rows)
+        value, acts = gen.mlp_activations(field, enc.interpolate(fracs, feats))
+        v = enc.jvp(fracs, scales, feats, u)
 
         # Backward signals gamma_l = d out / d h_l (masked), last layer first.
         gammas = mat_layers()
@@ -113,7 +92,7 @@ def _make_kernel(config: HybridConfig, accumulate):
         ge = vec_in()
         for k in range(wp.static(N_IN)):
             ge[k] = wp.dot(field.w_in[k], gammas[0])
-        scatter_directional(grads, x, u, ge)
+        scatter_directional(grads, fracs, scales, rows, u, ge)
 
     return kernel
 

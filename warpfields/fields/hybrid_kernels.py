@@ -13,11 +13,11 @@ import numpy as np
 import warp as wp
 
 from . import analytic
-from .hybrid_config import PARAMETER_NAMES, Grid, HybridConfig
+from .hybrid_config import PARAMETER_NAMES, HybridConfig
+from .hybrid_encoding import PAIR_INDEX, Encoding, make_encoding
 
 wp.set_module_options({"enable_backward": False})
 _UNROLL = {"max_unroll": 16}
-_PRIMES = (1, 2654435761, 805459861)
 
 
 @dataclass
@@ -28,8 +28,7 @@ class Generated:
     struct: type
     vec_in: type
     vec_hidden: type
-    encode: wp.Function
-    encode_jacobian: wp.Function
+    encoding: Encoding
     mlp: wp.Function
     mlp_activations: wp.Function
     mlp_input_gradient: wp.Function
@@ -65,10 +64,6 @@ def _make_struct(config: HybridConfig, vec_hidden) -> type:
     return wp.struct(cls)
 
 
-_PRIMES_U32 = [wp.uint32(p) for p in _PRIMES]
-_PAIR_INDEX = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
-
-
 def _accumulation_name(accumulate) -> str:
     return "atomic" if accumulate is wp.atomic_add else "exclusive"
 
@@ -77,132 +72,6 @@ def _accumulation_name(accumulate) -> str:
 def add_exclusive(values: wp.array(dtype=Any), index: int, value: Any):
     # Safe where a buffer has one writer at a time (a CPU shard); far cheaper than an atomic.
     values[index] = values[index] + value
-
-
-def _make_grid_lookup(grid: Grid, vec_d, log2_table: int, features: int, tag: str):
-    """Functions locating a point in ``grid``: its cell, and each corner's table row and weight factors."""
-    gdim = len(grid.axes)
-    res = float(grid.resolution)
-    mask = wp.uint32((1 << log2_table) - 1)
-    strides = [(grid.resolution + 1) ** j for j in range(gdim)]
-
-    @wp.func(name=f"hybrid_locate_{tag}")
-    def locate(x: vec_d):
-        cell = wp.vec3i()
-        frac = wp.vec3()
-        scale = wp.vec3()
-        for j in range(wp.static(gdim)):
-            xa = x[wp.static(grid.axes[j])]
-            p = wp.clamp((xa + 1.0) * 0.5, 0.0, 1.0) * wp.static(res)
-            i = wp.min(int(p), wp.static(grid.resolution - 1))
-            cell[j] = i
-            frac[j] = p - float(i)
-            scale[j] = wp.where(wp.abs(xa) < 1.0, wp.static(0.5 * res), 0.0)
-        return cell, frac, scale
-
-    @wp.func(name=f"hybrid_corner_{tag}")
-    def corner(cell: wp.vec3i, frac: wp.vec3, c: int):
-        # Row of the corner's first feature, its per-axis weights, and the sign of each weight's slope.
-        weights = wp.vec3()
-        signs = wp.vec3()
-        index = 0
-        h = wp.uint32(0)
-        for j in range(wp.static(gdim)):
-            bit = (c >> j) & 1
-            weights[j] = wp.where(bit == 1, frac[j], 1.0 - frac[j])
-            signs[j] = wp.where(bit == 1, 1.0, -1.0)
-            if wp.static(grid.dense):
-                index += (cell[j] + bit) * wp.static(strides[j])
-            else:
-                h = h ^ (wp.uint32(cell[j] + bit) * wp.static(_PRIMES_U32[j]))
-        if wp.static(not grid.dense):
-            index = int(h & wp.static(mask))
-        return wp.static(grid.offset) + index * wp.static(features), weights, signs
-
-    return locate, corner
-
-
-def _make_encoder(config: HybridConfig, lookups, Struct, vec_d, vec_in, order: int):
-    """Encoding features and, for ``order`` >= 1, their Jacobian; for 2 the mixed second partials.
-
-    Inside a cell multilinear interpolation is linear along each axis, so the only second
-    derivatives are the mixed ones, one column per axis pair.
-    """
-    D, F = config.dim, config.features
-    grids = config.grids()
-    n_pairs = 3 if D == 3 else 1
-    mat_jac = wp.types.matrix(shape=(config.n_inputs, D), dtype=float)
-    mat_mixed = wp.types.matrix(shape=(config.n_inputs, n_pairs), dtype=float)
-    g_dim = [len(g.axes) for g in grids]
-    g_axes = [g.axes for g in grids]
-    g_first = [g.first_feature for g in grids]
-    pair_of = [[_PAIR_INDEX.get((min(a, b), max(a, b)), 0) for b in range(3)] for a in range(3)]
-    tag = f"{config.key()}_order{order}"
-
-    @wp.func(name=f"hybrid_encoder_{tag}")
-    def encoder(field: Struct, x: vec_d):
-        e = vec_in()
-        if wp.static(order >= 1):
-            jac = mat_jac()
-        if wp.static(order >= 2):
-            mixed = mat_mixed()
-        for g in range(wp.static(len(grids))):
-            cell, frac, scale = wp.static(lookups[g][0])(x)
-            for c in range(wp.static(1 << g_dim[g])):
-                base, weights, signs = wp.static(lookups[g][1])(cell, frac, c)
-                w = weights[0]
-                for j in range(1, wp.static(g_dim[g])):
-                    w *= weights[j]
-                for f in range(wp.static(F)):
-                    feature = field.table[base + f]
-                    e[wp.static(g_first[g] + f)] += w * feature
-                    if wp.static(order >= 1):
-                        for j in range(wp.static(g_dim[g])):
-                            partial = signs[j] * scale[j] * feature
-                            for k in range(wp.static(g_dim[g])):
-                                if wp.static(k != j):
-                                    partial *= weights[k]
-                            jac[wp.static(g_first[g] + f), wp.static(g_axes[g][j])] += partial
-                    if wp.static(order >= 2):
-                        for j in range(wp.static(g_dim[g])):
-                            for k in range(wp.static(j + 1), wp.static(g_dim[g])):
-                                second = signs[j] * signs[k] * scale[j] * scale[k] * feature
-                                for m in range(wp.static(g_dim[g])):
-                                    if wp.static(m != j and m != k):
-                                        second *= weights[m]
-                                pair = wp.static(pair_of[g_axes[g][j]][g_axes[g][k]])
-                                mixed[wp.static(g_first[g] + f), pair] += second
-        if wp.static(order == 0):
-            return e
-        elif wp.static(order == 1):
-            return e, jac
-        else:
-            return e, jac, mixed
-
-    return encoder
-
-
-def _make_scatter(config: HybridConfig, lookups, Struct, vec_d, vec_in, accumulate):
-    """Adds ``weight * grad_features`` into the corner rows of ``grads.table``: the encoding's adjoint."""
-    grids = config.grids()
-    g_dim = [len(g.axes) for g in grids]
-    g_first = [g.first_feature for g in grids]
-
-    tag = f"{config.key()}_{_accumulation_name(accumulate)}"
-
-    @wp.func(name=f"hybrid_scatter_{tag}")
-    def scatter(grads: Struct, x: vec_d, grad_features: vec_in):
-        for g in range(wp.static(len(grids))):
-            cell, frac, scale = wp.static(lookups[g][0])(x)
-            for c in range(wp.static(1 << g_dim[g])):
-                base, weights, signs = wp.static(lookups[g][1])(cell, frac, c)
-                w = weights[0]
-                for j in range(1, wp.static(g_dim[g])):
-                    w *= weights[j]
-                for f in range(wp.static(config.features)):
-                    wp.static(accumulate)(grads.table, base + f, w * grad_features[wp.static(g_first[g] + f)])
-
-    return scatter
 
 
 def _generate(config: HybridConfig) -> Generated:
@@ -216,13 +85,7 @@ def _generate(config: HybridConfig) -> Generated:
     zero_hidden = vec_hidden()
 
     tag = config.key()
-    lookups = [
-        _make_grid_lookup(g, vec_d, config.log2_table, config.features, f"{tag}_grid{i}")
-        for i, g in enumerate(config.grids())
-    ]
-    encode_value = _make_encoder(config, lookups, Struct, vec_d, vec_in, 0)
-    encode_jacobian = _make_encoder(config, lookups, Struct, vec_d, vec_in, 1)
-    encode_mixed = _make_encoder(config, lookups, Struct, vec_d, vec_in, 2)
+    enc = make_encoding(config, Struct, vec_d, vec_in, tag)
 
     @wp.func(name=f"hybrid_mlp_activations_{tag}")
     def mlp_activations(field: Struct, e: vec_in):
@@ -309,34 +172,37 @@ def _generate(config: HybridConfig) -> Generated:
 
     @wp.func(name=f"hybrid_field_value_{tag}")
     def field_value(field: Struct, x: vec_d) -> float:
-        return mlp(field, encode_value(field, x))
+        fracs, scales, rows = enc.locate(x)
+        return mlp(field, enc.interpolate(fracs, enc.gather(field, rows)))
 
     @wp.func(name=f"hybrid_field_gradient_{tag}")
     def field_gradient(field: Struct, x: vec_d) -> vec_d:
-        e, jac = encode_jacobian(field, x)
-        value, acts = mlp_activations(field, e)
-        return wp.transpose(jac) * mlp_input_gradient(field, acts)
+        fracs, scales, rows = enc.locate(x)
+        feats = enc.gather(field, rows)
+        value, acts = mlp_activations(field, enc.interpolate(fracs, feats))
+        return enc.vjp(fracs, scales, feats, mlp_input_gradient(field, acts))
 
     @wp.func(name=f"hybrid_field_hessian_{tag}")
     def field_hessian(field: Struct, x: vec_d) -> mat_dd:
-        e, jac, mixed = encode_mixed(field, x)
-        value, acts = mlp_activations(field, e)
-        pairs = wp.transpose(mixed) * mlp_input_gradient(field, acts)
+        fracs, scales, rows = enc.locate(x)
+        feats = enc.gather(field, rows)
+        value, acts = mlp_activations(field, enc.interpolate(fracs, feats))
+        pairs = enc.mixed_vjp(fracs, scales, feats, mlp_input_gradient(field, acts))
         hess = mat_dd()
         for a in range(wp.static(D)):
             for b in range(wp.static(D)):
                 if wp.static(a != b):
-                    hess[a, b] = pairs[wp.static(_PAIR_INDEX[(min(a, b), max(a, b))])]
+                    hess[a, b] = pairs[wp.static(PAIR_INDEX[(min(a, b), max(a, b))])]
         return hess
 
     @wp.kernel(enable_backward=False, module="unique", module_options=_UNROLL)
     def value_kernel(start: int, field: Struct, xs: wp.array(dtype=vec_d), out: wp.array(dtype=float)):
         i = start + wp.tid()
-        out[i] = mlp(field, encode_value(field, xs[i]))
+        out[i] = field_value(field, xs[i])
 
     def make_backward_kernel(accumulate):
         mlp_backward = make_mlp_backward(accumulate)
-        scatter = _make_scatter(config, lookups, Struct, vec_d, vec_in, accumulate)
+        scatter = enc.scatter(accumulate, directional=False)
 
         @wp.kernel(enable_backward=False, module="unique", module_options=_UNROLL)
         def backward_kernel(
@@ -348,12 +214,13 @@ def _generate(config: HybridConfig) -> Generated:
             x_grad: wp.array(dtype=vec_d),
         ):
             i = start + wp.tid()
-            x = xs[i]
-            e, jac = encode_jacobian(field, x)
+            fracs, scales, rows = enc.locate(xs[i])
+            feats = enc.gather(field, rows)
+            e = enc.interpolate(fracs, feats)
             value, acts = mlp_activations(field, e)
             grad_features = mlp_backward(field, grads, e, acts, grad_out[i])
-            scatter(grads, x, grad_features)
-            x_grad[i] = wp.transpose(jac) * grad_features
+            scatter(grads, fracs, scales, rows, vec_d(), grad_features)
+            x_grad[i] = enc.vjp(fracs, scales, feats, grad_features)
 
         return backward_kernel
 
@@ -362,8 +229,7 @@ def _generate(config: HybridConfig) -> Generated:
         struct=Struct,
         vec_in=vec_in,
         vec_hidden=vec_hidden,
-        encode=encode_value,
-        encode_jacobian=encode_jacobian,
+        encoding=enc,
         mlp=mlp,
         mlp_activations=mlp_activations,
         mlp_input_gradient=mlp_input_gradient,

@@ -177,14 +177,23 @@ def _query_kernel(quantity: str, method: str) -> wp.Kernel:
     convention = "ad" if quantity == "value" else method
 
     @wp.kernel(enable_backward=False, module="unique")
-    def query_kernel(start: int, field: Any, op: funcs.Operator, points: wp.array(dtype=Any), out: wp.array(dtype=Any)):
-        i = start + wp.tid()
+    def query_kernel(
+        start: int,
+        field: Any,
+        op: funcs.Operator,
+        points: wp.array(dtype=Any),
+        caller_index: wp.array(dtype=int),
+        out: wp.array(dtype=Any),
+    ):
+        # Points arrive in locality order; caller_index[i] is the caller's row of points[i].
+        i = caller_index[start + wp.tid()]
+        x = points[start + wp.tid()]
         if wp.static(convention == "ad"):
-            out[i] = wp.static(fn)(field, points[i])
+            out[i] = wp.static(fn)(field, x)
         elif wp.static(convention == "fd"):
-            out[i] = wp.static(fn)(field, points[i], op.h)
+            out[i] = wp.static(fn)(field, x, op.h)
         else:
-            out[i] = wp.static(fn)(field, points[i], op.sigma, op.k, funcs.salted_seed(op.seed, i), op.stencil)
+            out[i] = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, i), op.stencil)
 
     return query_kernel
 
@@ -227,7 +236,8 @@ def _points_to_host(points) -> tuple[np.ndarray, str]:
     return np.asarray(points), "numpy"
 
 
-def _prepare_points(points, dim: int, device) -> tuple[wp.array, str]:
+def _prepare_points(points, dim: int, device) -> tuple[wp.array, wp.array, str]:
+    """The points in locality order on ``device``, each one's caller row, and the caller's array kind."""
     host, kind = _points_to_host(points)
     if host.ndim != 2 or host.shape[1] != dim:
         raise InputError(f"points must have shape (N, {dim}) to match the {dim}D field, got {host.shape}")
@@ -237,7 +247,13 @@ def _prepare_points(points, dim: int, device) -> tuple[wp.array, str]:
     if not np.all(np.isfinite(host)):
         bad = int(np.argwhere(~np.isfinite(host).all(axis=1))[0, 0])
         raise InputError(f"points must be finite; row {bad} is {host[bad].tolist()}")
-    return wp.array(host, dtype=wp.types.vector(length=dim, dtype=float), device=device), kind
+    order = parallel.locality_order(host)
+    if order is None:
+        order = np.arange(len(host), dtype=np.int32)
+    else:
+        host = host[order]
+    vector = wp.types.vector(length=dim, dtype=float)
+    return wp.array(host, dtype=vector, device=device), wp.array(order, dtype=int, device=device), kind
 
 
 def _output_dtype(quantity: str, dim: int):
@@ -272,10 +288,10 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
     spec.check(quantity, dim)
     struct = field.warp(device)
     _check_protocol(field, struct, quantity, spec.method)
-    xs, kind = _prepare_points(points, dim, device)
+    xs, caller_index, kind = _prepare_points(points, dim, device)
     out = wp.empty(xs.shape[0], dtype=_output_dtype(quantity, dim), device=device)
     kernel = _query_kernel(quantity, spec.method)
-    parallel.launch(kernel, xs.shape[0], [struct, spec.warp(), xs, out], device)
+    parallel.launch(kernel, xs.shape[0], [struct, spec.warp(), xs, caller_index, out], device)
     return _as_kind(out, kind, points, device)
 
 

@@ -82,6 +82,30 @@ def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 10
     return report
 
 
+def fit_module(module: HybridModule, pool_x, pool_y, settings: TrainSettings, seed: int, progress: bool = True):
+    """Adam on the L1 loss over random batches of the pool, with the preset's learning rates; returns the last loss."""
+    tdev = pool_x.device
+    decoder = [p for name, p in module.named_parameters() if name != "table"]
+    groups = [
+        {"params": [module.table], "lr": settings.learning_rate},
+        {"params": decoder, "lr": settings.learning_rate * settings.decoder_learning_rate_factor},
+    ]
+    optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+    decay = math.log(settings.final_learning_rate / settings.learning_rate) / max(settings.steps - 1, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: math.exp(decay * step))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    bar = tqdm(range(settings.steps), desc="train", disable=not progress, unit="step", mininterval=0.5)
+    for _ in bar:
+        batch = torch.randint(0, pool_x.shape[0], (settings.batch_size,), generator=generator).to(tdev)
+        loss = (module(pool_x[batch]) - pool_y[batch]).abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        bar.set_postfix(loss=f"{loss.item():.2e}", refresh=False)
+    return loss
+
+
 def train_field(
     target: Field,
     config: HybridConfig,
@@ -103,24 +127,7 @@ def train_field(
     sampling_seconds = time.perf_counter() - started
 
     module = HybridModule(HybridField(config, seed=seed, normalization=target.normalization), device=device)
-    decoder = [p for name, p in module.named_parameters() if name != "table"]
-    groups = [
-        {"params": [module.table], "lr": settings.learning_rate},
-        {"params": decoder, "lr": settings.learning_rate * settings.decoder_learning_rate_factor},
-    ]
-    optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
-    decay = math.log(settings.final_learning_rate / settings.learning_rate) / max(settings.steps - 1, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: math.exp(decay * step))
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    bar = tqdm(range(settings.steps), desc="train", disable=not progress, unit="step", mininterval=0.5)
-    for _ in bar:
-        batch = torch.randint(0, pool_x.shape[0], (settings.batch_size,), generator=generator).to(tdev)
-        loss = (module(pool_x[batch]) - pool_y[batch]).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        bar.set_postfix(loss=f"{loss.item():.2e}", refresh=False)
+    loss = fit_module(module, pool_x, pool_y, settings, seed, progress)
     train_seconds = time.perf_counter() - started
     metadata = {
         "training": {

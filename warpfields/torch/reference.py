@@ -1,4 +1,7 @@
-"""A float64 pure-torch implementation of the hybrid field, written independently of the Warp code.
+"""A pure-torch implementation of the hybrid field, written independently of the Warp code.
+
+The tests check the Warp kernels against it in float64; ``warpfields bench`` uses it in
+float32 as the vectorised-torch baseline.
 
 It follows the definition: per grid, the point is mapped to [0, res] per axis (domain
 [-1, 1] clamped), the cell's corners are looked up (dense row-major index or the

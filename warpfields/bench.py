@@ -1,0 +1,209 @@
+"""Throughput figures on the current device, each with the baseline measured in the same run.
+
+``run_bench`` returns one flat dict (the keys are documented in BENCHMARKS.md):
+
+- ``value_per_s_<t>t`` / ``value_gradient_per_s_<t>t``: field values and values with the
+  exact gradient through the bulk path (locality order, sharded), on uniformly random
+  points, with 1 and all CPU threads (on a GPU one figure, ``<t>`` = 1);
+- ``torch_value_per_s``: the same field as vectorised float32 torch (``torch.reference``),
+  and ``value_speedup_vs_torch``;
+- ``polyfit_<quantity>_k<k>_per_s`` and ``..._cost_vs_k_values``: fused polyfit queries
+  (cubature stencil) and their time over that of k value evaluations per query;
+- ``train_steps_per_s`` (the preset's batch size) and ``train_preset_projected_seconds``
+  (pool sampling on a sphere plus the preset's steps at that rate);
+- ``paper_torch_polyfit_k64_per_s`` / ``..._extra_peak_bytes``: the paper's pipeline
+  (materialised offsets, the torch field, one batched least squares) in a child process so
+  its peak memory is its own, against ``fused_polyfit_gauss_k64_per_s`` / ``..._extra_bytes``;
+  ``fused_vs_paper_speedup`` and ``fused_vs_paper_memory_ratio``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import warp as wp
+
+from . import ops
+from .fields.hybrid import HybridField, preset_config
+from .io.fieldfile import save_field
+from .parallel import cpu_threads
+
+_PAPER_PIPELINE = """
+import json, sys, time, torch
+from warpfields.bench import extra_peak_bytes
+from warpfields.io.fieldfile import load_field
+from warpfields.torch import reference
+path, n, k, sigma = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+field = load_field(path)
+params = {name: torch.tensor(value) for name, value in field.parameters.items()}
+x = torch.rand(n, 3, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+
+def polyfit_normals():
+    with torch.no_grad():
+        d = torch.randn(n, k, 3) * sigma
+        d = d - d.mean(dim=1, keepdim=True)
+        y = reference.forward(field.config, params, (x[:, None, :] + d).reshape(-1, 3)).reshape(n, k)
+        a = torch.cat([torch.ones(n, k, 1), d], dim=2)
+        coef = torch.linalg.lstsq(a, y[..., None]).solution
+    return torch.nn.functional.normalize(coef[:, 1:4, 0], dim=1)
+
+started = time.perf_counter()
+extra = extra_peak_bytes(polyfit_normals)
+print(json.dumps({"seconds": time.perf_counter() - started, "extra_peak_bytes": extra}))
+"""
+
+
+def best_seconds(fn, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` timed calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def _with_threads(threads: int, fn):
+    previous = os.environ.get("WARPFIELDS_THREADS")
+    os.environ["WARPFIELDS_THREADS"] = str(threads)
+    try:
+        return fn()
+    finally:
+        if previous is None:
+            del os.environ["WARPFIELDS_THREADS"]
+        else:
+            os.environ["WARPFIELDS_THREADS"] = previous
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def extra_peak_bytes(fn) -> int:
+    """Peak resident memory above the current level while ``fn()`` runs (Linux: resets the peak first)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    base = _status_bytes("VmRSS")
+    fn()
+    return max(_status_bytes("VmHWM") - base, 0)
+
+
+def paper_polyfit(field_path: str, n: int, k: int, sigma: float) -> dict:
+    """Seconds and extra peak resident bytes of the paper-style torch polyfit of ``n`` normals (CPU)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PAPER_PIPELINE, str(field_path), str(n), str(k), str(sigma)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(
+    field: HybridField | None = None,
+    preset: str = "fast",
+    points: int = 1 << 20,
+    paper_queries: int = 20_000,
+    train_steps: int = 20,
+    device=None,
+    log=print,
+) -> dict:
+    """Every figure of the module docstring for ``field`` (default: a freshly initialised ``preset`` field)."""
+    import torch
+
+    from .torch import HybridModule, reference
+    from .torch.train import TRAIN_PRESETS, fit_module, training_points
+
+    device = wp.get_device(device)
+    field = HybridField(preset_config(preset), seed=0) if field is None else field
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(-1, 1, (points, field.dim)).astype(np.float32)
+    thread_counts = sorted({1, cpu_threads()}) if device.is_cpu else [1]
+    figures: dict = {"device": str(device), "config": field.config.key(), "points": points}
+    figures["threads"] = thread_counts[-1]
+
+    for threads in thread_counts:
+        value = _with_threads(threads, lambda: best_seconds(lambda: ops.value(field, xs, device=device)))
+        gradient = _with_threads(
+            threads, lambda: best_seconds(lambda: ops.gradient(field, xs, method="ad", device=device))
+        )
+        figures[f"value_per_s_{threads}t"] = points / value
+        figures[f"value_gradient_per_s_{threads}t"] = points / gradient
+        log(f"value {points / value:.3g}/s, value+gradient {points / gradient:.3g}/s ({threads} thread(s))")
+    all_threads = thread_counts[-1]
+
+    params = {name: torch.tensor(v) for name, v in field.parameters.items()}
+    x_torch = torch.from_numpy(xs[: max(points // 8, 1)])
+    with torch.no_grad():
+        torch_value = best_seconds(lambda: reference.forward(field.config, params, x_torch), repeats=2)
+    figures["torch_value_per_s"] = len(x_torch) / torch_value
+    figures["value_speedup_vs_torch"] = figures[f"value_per_s_{all_threads}t"] / figures["torch_value_per_s"]
+    log(f"torch value {figures['torch_value_per_s']:.3g}/s")
+
+    seconds_per_value = 1.0 / figures[f"value_per_s_{all_threads}t"]
+    for k in (16, 64):
+        queries = xs[: max(points // k, 1)]
+        for quantity in ("normal", "mean_curvature"):
+            spec = ops.OperatorSpec.for_field(field, k=k)
+            t = best_seconds(lambda spec=spec, quantity=quantity: ops.query(field, queries, quantity, spec, device))
+            figures[f"polyfit_{quantity}_k{k}_per_s"] = len(queries) / t
+            figures[f"polyfit_{quantity}_k{k}_cost_vs_k_values"] = t / (seconds_per_value * len(queries) * k)
+            log(f"polyfit {quantity} k={k}: {len(queries) / t:.3g}/s")
+
+    settings = TRAIN_PRESETS[preset]
+    from .fields.shapes import sphere
+
+    target = sphere()
+    started = time.perf_counter()
+    pool_x, pool_y = training_points(target, settings.pool_size, settings, 0, device)
+    sampling_seconds = time.perf_counter() - started
+    module = HybridModule(HybridField(field.config, seed=0), device=device)
+    pool_x, pool_y = torch.from_numpy(pool_x), torch.from_numpy(pool_y)
+    short = replace(settings, steps=train_steps)
+    step_seconds = best_seconds(lambda: fit_module(module, pool_x, pool_y, short, 0, progress=False), 1) / train_steps
+    figures["train_steps_per_s"] = 1.0 / step_seconds
+    figures["train_preset_projected_seconds"] = sampling_seconds + settings.steps * step_seconds
+    log(f"training {1.0 / step_seconds:.3g} steps/s (batch {settings.batch_size})")
+
+    if field.dim == 3 and device.is_cpu:
+        sigma = ops.default_sigma(field)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "bench.wfield"
+            save_field(field, path)
+            paper = paper_polyfit(str(path), paper_queries, 64, sigma)
+        queries = xs[:paper_queries] * 0.8
+        fused = best_seconds(lambda: ops.normal(field, queries, k=64, stencil="gauss", device=device))
+        # The fused fit keeps nothing per sample: its extra memory is the points in and the normals out,
+        # which the page-granular resident size may not show for small runs.
+        fused_bytes = max(
+            extra_peak_bytes(lambda: ops.normal(field, queries, k=64, stencil="gauss", device=device)),
+            queries.nbytes * 2,
+        )
+        figures["paper_torch_polyfit_k64_per_s"] = paper_queries / paper["seconds"]
+        figures["paper_torch_polyfit_k64_extra_peak_bytes"] = paper["extra_peak_bytes"]
+        figures["fused_polyfit_gauss_k64_per_s"] = paper_queries / fused
+        figures["fused_polyfit_k64_extra_bytes"] = fused_bytes
+        figures["fused_vs_paper_speedup"] = paper["seconds"] / fused
+        figures["fused_vs_paper_memory_ratio"] = paper["extra_peak_bytes"] / fused_bytes
+        log(f"paper-style torch polyfit k=64: {figures['paper_torch_polyfit_k64_per_s']:.3g}/s")
+    return figures
+
+
+def format_figures(figures: dict) -> str:
+    return "\n".join(
+        f"{key:45s} {value:.4g}" if isinstance(value, float) else f"{key:45s} {value}" for key, value in figures.items()
+    )
+
+
+__all__ = ["best_seconds", "extra_peak_bytes", "format_figures", "paper_polyfit", "run_bench"]
