@@ -110,6 +110,27 @@ def paper_polyfit(field_path: str, n: int, k: int, sigma: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _train_figures(field: HybridField, preset: str, train_steps: int, device, figures: dict, log) -> None:
+    import torch
+
+    from .fields.shapes import sphere
+    from .torch import HybridModule
+    from .torch.train import TRAIN_PRESETS, fit_module, training_points
+
+    settings = TRAIN_PRESETS[preset]
+    target = sphere()
+    started = time.perf_counter()
+    pool_x, pool_y = training_points(target, settings.pool_size, settings, 0, device)
+    sampling_seconds = time.perf_counter() - started
+    module = HybridModule(HybridField(field.config, seed=0), device=device)
+    pool_x, pool_y = torch.from_numpy(pool_x).to(module.table.device), torch.from_numpy(pool_y).to(module.table.device)
+    short = replace(settings, steps=train_steps)
+    step_seconds = best_seconds(lambda: fit_module(module, pool_x, pool_y, short, 0, progress=False), 1) / train_steps
+    figures["train_steps_per_s"] = 1.0 / step_seconds
+    figures["train_preset_projected_seconds"] = sampling_seconds + settings.steps * step_seconds
+    log(f"training {1.0 / step_seconds:.3g} steps/s (batch {settings.batch_size})")
+
+
 def run_bench(
     field: HybridField | None = None,
     preset: str = "fast",
@@ -122,8 +143,7 @@ def run_bench(
     """Every figure of the module docstring for ``field`` (default: a freshly initialised ``preset`` field)."""
     import torch
 
-    from .torch import HybridModule, reference
-    from .torch.train import TRAIN_PRESETS, fit_module, training_points
+    from .torch import reference
 
     device = wp.get_device(device)
     field = HybridField(preset_config(preset), seed=0) if field is None else field
@@ -161,20 +181,10 @@ def run_bench(
             figures[f"polyfit_{quantity}_k{k}_cost_vs_k_values"] = t / (seconds_per_value * len(queries) * k)
             log(f"polyfit {quantity} k={k}: {len(queries) / t:.3g}/s")
 
-    settings = TRAIN_PRESETS[preset]
-    from .fields.shapes import sphere
-
-    target = sphere()
-    started = time.perf_counter()
-    pool_x, pool_y = training_points(target, settings.pool_size, settings, 0, device)
-    sampling_seconds = time.perf_counter() - started
-    module = HybridModule(HybridField(field.config, seed=0), device=device)
-    pool_x, pool_y = torch.from_numpy(pool_x), torch.from_numpy(pool_y)
-    short = replace(settings, steps=train_steps)
-    step_seconds = best_seconds(lambda: fit_module(module, pool_x, pool_y, short, 0, progress=False), 1) / train_steps
-    figures["train_steps_per_s"] = 1.0 / step_seconds
-    figures["train_preset_projected_seconds"] = sampling_seconds + settings.steps * step_seconds
-    log(f"training {1.0 / step_seconds:.3g} steps/s (batch {settings.batch_size})")
+    if not device.is_cpu and not torch.cuda.is_available():
+        log(f"training skipped: this torch build cannot reach {device}")
+    else:
+        _train_figures(field, preset, train_steps, device, figures, log)
 
     if field.dim == 3 and device.is_cpu:
         sigma = ops.default_sigma(field)
