@@ -33,7 +33,10 @@ def test_tiny_demo_writes_everything(tmp_path, capsys):
     quality = field.metadata["training"]["quality"]
     assert f"{quality['near_surface_mean_abs_error']:.5f}" in report
     assert data["quality"]["near_surface_mean_abs_error"] == quality["near_surface_mean_abs_error"]
-    assert load_field(out / "field_tuned.wfield").metadata["finetune"]["original_file"] == "field.wfield"
+    tuned_record = load_field(out / "field_tuned.wfield").metadata["finetune"]
+    assert tuned_record["original_file"] == "field.wfield"
+    assert f"{tuned_record['level_set_motion']:.5f}" in report
+    assert data["finetune"]["level_set_motion"] == tuned_record["level_set_motion"]
 
     labels = [row["label"] for row in data["operators"]]
     assert labels[0] == "ad" and "fine-tuned ad" in labels

@@ -155,6 +155,7 @@ finest resolution {field.config.max_resolution}); fine-tuned: `{tuned_path.name}
 - mean |f - sdf| near the surface: {quality["near_surface_mean_abs_error"]:.5f} (normalised units)
 - level set to mesh, mean two-sided distance: {quality["level_set_two_sided_distance"]:.5f}
 - training time: {timings["train"]:.1f} s, fine-tuning time: {timings["finetune"]:.1f} s
+- fine-tuning moved the zero level set by {tune_report["level_set_motion"]:.5f} (mean two-sided distance)
 
 ## Operators against the mesh ({sizes.eval_points} surface points)
 
@@ -185,6 +186,7 @@ Stages: `collision_ad.usd`, `collision_polyfit.usd` (open with `python viewer.py
                     "preset": preset,
                     "mesh": mesh,
                     "quality": quality,
+                    "finetune": tune_report,
                     "timings": timings,
                     "operators": rows_to_json(rows + tuned_rows),
                     "collision": collisions,

@@ -293,11 +293,20 @@ def two_sided_distance(verts_a, faces_a, verts_b, faces_b, n: int, seed: int, de
     return 0.5 * (float(a_to_b.mean()) + float(b_to_a.mean()))
 
 
+def level_set_motion(field_a: Field, field_b: Field, resolution: int = 256, seed: int = 0, device=None) -> float:
+    """How far the zero level set of ``field_b`` lies from that of ``field_a``: the two-sided mean distance of
+    their marching-cubes surfaces (field units, 3D)."""
+    verts_a, faces_a = extract_level_set(field_a, resolution, device)
+    verts_b, faces_b = extract_level_set(field_b, resolution, device)
+    return two_sided_distance(verts_a, faces_a, verts_b, faces_b, n=100_000, seed=seed, device=device)
+
+
 __all__ = [
     "evaluate_values",
     "extract_level_set",
     "grid_values",
     "interpolate",
+    "level_set_motion",
     "mean_curvature_vertices",
     "reference_normals",
     "sample_surface",

@@ -48,4 +48,6 @@ def run(args) -> int:
     save_field(tuned, args.out)
     print(f"fine-tuned {args.field} in {report['seconds']:.1f} s -> {args.out}")
     print(f"  final losses: value {report['value_loss']:.2e}, normal {report['normal_loss']:.2e}")
+    if "level_set_motion" in report:
+        print(f"  zero level set moved {report['level_set_motion']:.2e} (two-sided mean distance, field units)")
     return 0
