@@ -56,8 +56,8 @@ def test_sharded_equals_single_thread_and_per_point_seeds():
     xs = wp.array(points, dtype=wp.vec3)
     out = wp.empty(len(points), dtype=wp.vec3)
     kernel = ops.host._query_kernel("normal", "polyfit")
-    assert parallel.locality_order(points) is not None
     caller_order = wp.array(np.arange(len(points), dtype=np.int32), dtype=int)
+    assert not np.array_equal(parallel.locality_order(xs).numpy(), caller_order.numpy())
     parallel.launch(kernel, len(points), [field.warp(), spec.warp(), xs, caller_order, out], threads=1)
     np.testing.assert_array_equal(both, out.numpy())
     other_seed = ops.OperatorSpec(k=16, sigma=0.01, stencil="gauss", seed=10)
@@ -220,13 +220,17 @@ def test_hybrid_field_polyfit_agrees_with_ad_where_smooth():
 
 
 def test_locality_order_is_a_z_curve():
-    """The order is a permutation, and it visits the octants of [-1, 1]^3 one after another."""
-    points = np.random.default_rng(5).uniform(-1, 1, (8192, 3)).astype(np.float32)
-    order = parallel.locality_order(points)
-    assert sorted(order.tolist()) == list(range(len(points)))
-    octant = ((points[order] > 0) * [1, 2, 4]).sum(axis=1)
-    assert np.all(np.diff(octant) >= 0)
-    assert parallel.locality_order(points[:100]) is None
+    """The order is a permutation, it visits the octants (quadrants in 2D) one after another, and its first
+    cells are the lowest corner's."""
+    for dim, vector in ((3, wp.vec3), (2, wp.vec2)):
+        points = np.random.default_rng(5).uniform(-1, 1, (8192, dim)).astype(np.float32)
+        order = parallel.locality_order(wp.array(points, dtype=vector)).numpy()
+        assert sorted(order.tolist()) == list(range(len(points)))
+        octant = ((points[order] > 0) * [1, 2, 4][:dim]).sum(axis=1)
+        assert np.all(np.diff(octant) >= 0)
+        assert np.all(points[order[:8]] < -0.5)
+    small = parallel.locality_order(wp.array(points[:100], dtype=wp.vec2)).numpy()
+    assert small.tolist() == list(range(100))
 
 
 @wp.kernel(enable_backward=False)

@@ -14,6 +14,7 @@ import threading
 import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import warp as wp
@@ -41,32 +42,60 @@ def shard_count(n: int, device, threads: int | None = None) -> int:
     return max(1, min(threads, n // _MIN_SHARD))
 
 
-_MORTON_BITS = 10
 _MORTON_MIN_POINTS = 4096
 
 
-def _spread_bits(values: np.ndarray, dim: int) -> np.ndarray:
-    """Interleaves the low 10 bits of ``values`` with ``dim - 1`` zero bits between them."""
-    spread = np.zeros_like(values)
-    for bit in range(_MORTON_BITS):
-        spread |= ((values >> bit) & 1) << (dim * bit)
-    return spread
+@wp.func
+def _spread_bits_3d(v: int) -> int:
+    # The low 10 bits of v, two zero bits between neighbours.
+    x = v & 0x3FF
+    x = (x | (x << 16)) & 0x030000FF
+    x = (x | (x << 8)) & 0x0300F00F
+    x = (x | (x << 4)) & 0x030C30C3
+    return (x | (x << 2)) & 0x09249249
 
 
-def locality_order(points: np.ndarray) -> np.ndarray | None:
-    """Permutation putting ``points`` (n, dim) in Morton (Z-curve) order over [-1, 1]^dim, or None when small.
+@wp.func
+def _spread_bits_2d(v: int) -> int:
+    # The low 15 bits of v, one zero bit between neighbours.
+    x = v & 0x7FFF
+    x = (x | (x << 8)) & 0x00FF00FF
+    x = (x | (x << 4)) & 0x0F0F0F0F
+    x = (x | (x << 2)) & 0x33333333
+    return (x | (x << 1)) & 0x55555555
+
+
+@wp.kernel(enable_backward=False)
+def _morton_codes(points: wp.array(dtype=Any), keys: wp.array(dtype=int), order: wp.array(dtype=int)):
+    i = wp.tid()
+    p = points[i]
+    code = int(0)
+    for axis in range(wp.static(len(points.dtype))):
+        if wp.static(len(points.dtype) == 3):
+            cell = wp.clamp(int((p[axis] + 1.0) * 512.0), 0, 1023)
+            code = code | (_spread_bits_3d(cell) << axis)
+        else:
+            cell = wp.clamp(int((p[axis] + 1.0) * 16384.0), 0, 32767)
+            code = code | (_spread_bits_2d(cell) << axis)
+    keys[i] = code
+    order[i] = i
+
+
+def locality_order(points: wp.array) -> wp.array:
+    """Indices of ``points`` (a Warp array of vectors in [-1, 1]^dim) in Morton (Z-curve) order.
 
     Neighbouring queries then share grid cells and cache lines of the field's tables; bulk
-    paths evaluate in this order and write each result back to its caller's index.
+    paths evaluate ``points[order[i]]`` in this order and write each result back to its
+    caller's index. Small batches keep the caller's order.
     """
-    n, dim = points.shape
+    n, device = points.shape[0], points.device
     if n < _MORTON_MIN_POINTS:
-        return None
-    cells = (np.clip((points + 1.0) * 0.5, 0.0, 1.0 - 1e-7) * (1 << _MORTON_BITS)).astype(np.int64)
-    code = np.zeros(n, dtype=np.int64)
-    for axis in range(dim):
-        code |= _spread_bits(cells[:, axis], dim) << axis
-    return np.argsort(code, kind="stable").astype(np.int32)
+        return wp.array(np.arange(n, dtype=np.int32), dtype=int, device=device)
+    keys = wp.empty(2 * n, dtype=int, device=device)
+    order = wp.empty(2 * n, dtype=int, device=device)
+    wp.launch(_morton_codes, n, inputs=[points, keys, order], device=device)
+    wp.utils.radix_sort_pairs(keys, order, n)
+    return order[:n]
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -182,12 +182,12 @@ def _query_kernel(quantity: str, method: str) -> wp.Kernel:
         field: Any,
         op: funcs.Operator,
         points: wp.array(dtype=Any),
-        caller_index: wp.array(dtype=int),
+        visit_order: wp.array(dtype=int),
         out: wp.array(dtype=Any),
     ):
-        # Points arrive in locality order; caller_index[i] is the caller's row of points[i].
-        i = caller_index[start + wp.tid()]
-        x = points[start + wp.tid()]
+        # Visit the caller's rows in locality order (``parallel.locality_order``).
+        i = visit_order[start + wp.tid()]
+        x = points[i]
         if wp.static(convention == "ad"):
             out[i] = wp.static(fn)(field, x)
         elif wp.static(convention == "fd"):
@@ -237,7 +237,7 @@ def _points_to_host(points) -> tuple[np.ndarray, str]:
 
 
 def _prepare_points(points, dim: int, device) -> tuple[wp.array, wp.array, str]:
-    """The points in locality order on ``device``, each one's caller row, and the caller's array kind."""
+    """The points on ``device``, the order to visit them in, and the caller's array kind."""
     host, kind = _points_to_host(points)
     if host.ndim != 2 or host.shape[1] != dim:
         raise InputError(f"points must have shape (N, {dim}) to match the {dim}D field, got {host.shape}")
@@ -247,13 +247,8 @@ def _prepare_points(points, dim: int, device) -> tuple[wp.array, wp.array, str]:
     if not np.all(np.isfinite(host)):
         bad = int(np.argwhere(~np.isfinite(host).all(axis=1))[0, 0])
         raise InputError(f"points must be finite; row {bad} is {host[bad].tolist()}")
-    order = parallel.locality_order(host)
-    if order is None:
-        order = np.arange(len(host), dtype=np.int32)
-    else:
-        host = host[order]
-    vector = wp.types.vector(length=dim, dtype=float)
-    return wp.array(host, dtype=vector, device=device), wp.array(order, dtype=int, device=device), kind
+    xs = wp.array(host, dtype=wp.types.vector(length=dim, dtype=float), device=device)
+    return xs, parallel.locality_order(xs), kind
 
 
 def _output_dtype(quantity: str, dim: int):
@@ -288,10 +283,10 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
     spec.check(quantity, dim)
     struct = field.warp(device)
     _check_protocol(field, struct, quantity, spec.method)
-    xs, caller_index, kind = _prepare_points(points, dim, device)
+    xs, visit_order, kind = _prepare_points(points, dim, device)
     out = wp.empty(xs.shape[0], dtype=_output_dtype(quantity, dim), device=device)
     kernel = _query_kernel(quantity, spec.method)
-    parallel.launch(kernel, xs.shape[0], [struct, spec.warp(), xs, caller_index, out], device)
+    parallel.launch(kernel, xs.shape[0], [struct, spec.warp(), xs, visit_order, out], device)
     return _as_kind(out, kind, points, device)
 
 
