@@ -10,6 +10,7 @@ Inside a cell multilinear interpolation is linear along each axis, so the only s
 derivatives are the mixed ones, one entry per axis pair.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import warp as wp
@@ -32,7 +33,7 @@ class Encoding:
     vjp: wp.Function
     jvp: wp.Function
     mixed_vjp: wp.Function
-    scatter_builder: object
+    scatter_builder: Callable[[wp.Function, bool], wp.Function]
 
     def scatter(self, accumulate, directional: bool) -> wp.Function:
         """``scatter(grads, fracs, scales, rows, u, grad_features)`` adding each corner's share into ``grads.table``.
