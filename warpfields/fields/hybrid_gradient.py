@@ -70,7 +70,7 @@ def _make_kernel(config: HybridConfig, accumulate):
             layer = wp.static(NH - 1) - back
             below = vec_hidden()
             for j in range(wp.static(H)):
-                below[j] = wp.dot(field.w_hidden[(layer - 1) * wp.static(H) + j], gamma)
+                below[j] = gen.hidden_dot(field.w_hidden[(layer - 1) * wp.static(H) + j], gamma)
             gamma = masked(below, acts[layer - 1])
             gammas[layer - 1] = gamma
 
@@ -91,7 +91,7 @@ def _make_kernel(config: HybridConfig, accumulate):
 
         ge = vec_in()
         for k in range(wp.static(N_IN)):
-            ge[k] = wp.dot(field.w_in[k], gammas[0])
+            ge[k] = gen.hidden_dot(field.w_in[k], gammas[0])
         scatter_directional(grads, fracs, scales, rows, u, ge)
 
     return kernel
