@@ -4,10 +4,13 @@ R(t)^2 = R0^2 - 4t and a circle r(t)^2 = r0^2 - 2t (field units)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import warp as wp
 
 from warpfields.errors import InputError
+from warpfields.geometry import evaluate_values
 from warpfields.parallel import launch
 
 from .level_set import LevelSetSimulation, _curvature_targets
@@ -49,9 +52,19 @@ class CurvatureFlow(LevelSetSimulation):
         ]
         launch(_curvature_targets, self.points, [*inputs, points, out], self.device)
 
-    def radius(self, center, n: int = 2048) -> float:
-        """Median distance of projected surface points to ``center`` (field coordinates)."""
-        return float(np.median(np.linalg.norm(self.surface(n, self.steps) - np.asarray(center), axis=1)))
+    def radius(self, resolution: int = 128) -> float:
+        """The state's ``enclosed_radius`` (field coordinates)."""
+        return enclosed_radius(self.field(), resolution, self.device)
 
 
-__all__ = ["CurvatureFlow", "collapse_time", "law_radius"]
+def enclosed_radius(field, resolution: int = 128, device=None) -> float:
+    """Radius of the sphere (3D) or circle (2D) with the volume (area) of the field's negative region in
+    [-1, 1]^dim, counted on a cell-centred grid of ``resolution`` cells per axis. Unlike distances of
+    surface points it needs no projection onto the level set and no centre, and roughness averages out."""
+    axis = (np.arange(resolution) + 0.5) * (2.0 / resolution) - 1.0
+    grid = np.stack(np.meshgrid(*([axis] * field.dim), indexing="ij"), axis=-1).reshape(-1, field.dim)
+    volume = float(np.count_nonzero(evaluate_values(field, grid, device) < 0.0)) * (2.0 / resolution) ** field.dim
+    return math.sqrt(volume / math.pi) if field.dim == 2 else (3.0 * volume / (4.0 * math.pi)) ** (1.0 / 3.0)
+
+
+__all__ = ["CurvatureFlow", "collapse_time", "enclosed_radius", "law_radius"]

@@ -71,7 +71,6 @@ def _run(args, scene, rows, metrics=None) -> int:
 
 
 def _run_curvature_flow(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from sims.curvature_flow import CurvatureFlow, law_radius
 
@@ -79,12 +78,11 @@ def _run_curvature_flow(args: argparse.Namespace) -> int:
     field, _ = _state_field(args)
     spec = operator_from_args(args, field, "mean_curvature")
     scene = CurvatureFlow(field, spec, **_common(args))
-    center = np.zeros(field.dim)
-    r0 = scene.radius(center)
+    r0 = scene.radius()
     rows = [("field", args.field), ("method", spec.method), ("initial radius", r0)]
 
     def metrics():
-        radius = scene.radius(center)
+        radius = scene.radius()
         law = float(law_radius(r0, scene.time, field.dim))
         return {
             "radius": radius,
