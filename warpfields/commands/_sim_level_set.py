@@ -71,7 +71,6 @@ def _run(args, scene, rows, metrics=None) -> int:
 
 
 def _run_curvature_flow(args: argparse.Namespace) -> int:
-
     from sims.curvature_flow import CurvatureFlow, law_radius
 
     check_common_arguments(args)
