@@ -2,6 +2,7 @@
 one full rotation of an off-centre sphere (the axis misses it), polyfit beside ad.
 
     python benchmarks/sims_level_set.py [--config tiny|fast] [--dt 0.002] [--rotation-steps 64]
+        [--sphere FIELD --k K --sigma S --stencil gauss --no-advection]
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ from sims.advection import Advection
 from sims.base import print_summary
 from sims.curvature_flow import CurvatureFlow, collapse_time, law_radius
 from warpfields.fields.hybrid import preset_config
+from warpfields.io.fieldfile import load_field
 from warpfields.ops import OperatorSpec
+from warpfields.ops.host import DEFAULT_K
 from warpfields.torch.train import settings_for, train_field
 
 METHODS = ("polyfit", "ad")
 
 
-def curvature_flow(field, method: str, dt: float, points: int, device) -> tuple:
-    sim = CurvatureFlow(field, OperatorSpec.for_field(field, method=method), points=points, device=device)
+def curvature_flow(field, spec: OperatorSpec, dt: float, points: int, device) -> tuple:
+    sim = CurvatureFlow(field, spec, points=points, device=device)
     r0 = sim.radius()
     errors = []
     while sim.time + dt <= 0.7 * collapse_time(r0, 3) + 1e-12:
         sim.step(dt)
         law = float(law_radius(r0, sim.time, 3))
         errors.append(abs(sim.radius() - law) / law)
-    return method, r0, sim.steps, max(errors), errors[-1], 1e3 * sim.seconds_per_step
+    return spec.method, r0, sim.steps, max(errors), errors[-1], 1e3 * sim.seconds_per_step
 
 
 def rotation(field, shape, method: str, steps: int, points: int, device) -> tuple:
@@ -47,16 +50,29 @@ def main() -> None:
     parser.add_argument("--dt", type=float, default=0.002, help="curvature-flow time step (default 0.002)")
     parser.add_argument("--rotation-steps", type=int, default=64, help="steps of the full rotation (default 64)")
     parser.add_argument("--points", type=int, default=4096, help="band points per step (default 4096)")
+    parser.add_argument("--sphere", default=None, help="field file of a sphere of radius 0.5 (default: fit one)")
+    parser.add_argument("--k", type=int, default=None, help="polyfit samples of the curvature flow (default 32)")
+    parser.add_argument("--sigma", type=float, default=None, help="polyfit sigma of the curvature flow")
+    parser.add_argument("--stencil", default="cubature", help="polyfit stencil of the curvature flow")
+    parser.add_argument("--no-advection", action="store_true", help="run the curvature flow only")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     config = preset_config(args.config, dim=3)
     settings = settings_for(args.config)
 
-    sphere = warpfields.sphere(0.5)
-    field, _ = train_field(sphere, config, settings, 0, args.device, progress=False)
-    rows = [curvature_flow(field, m, args.dt, args.points, args.device) for m in METHODS]
+    if args.sphere:
+        field, name = load_field(args.sphere), args.sphere
+    else:
+        field, _ = train_field(warpfields.sphere(0.5), config, settings, 0, args.device, progress=False)
+        name = args.config
+    polyfit = OperatorSpec.for_field(field, k=args.k or DEFAULT_K, sigma=args.sigma, stencil=args.stencil)
+    ad = OperatorSpec.for_field(field, method="ad")
+    rows = [curvature_flow(field, spec, args.dt, args.points, args.device) for spec in (polyfit, ad)]
     headers = ("method", "R0", "steps", "max rel. err (to 70% T)", "final rel. err", "ms/step")
-    print_summary(f"curvature flow, sphere, {args.config} field, dt {args.dt}", rows, headers)
+    operator = f"polyfit {args.stencil} k {polyfit.k} sigma {polyfit.sigma:.3g}"
+    print_summary(f"curvature flow, sphere, {name} field, dt {args.dt}, {operator}", rows, headers)
+    if args.no_advection:
+        return
 
     shape = warpfields.sphere(0.3, center=(0.45, 0.0, 0.0))
     field, _ = train_field(shape, config, settings, 0, args.device, progress=False)
