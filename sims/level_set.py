@@ -194,7 +194,10 @@ def refit(module: HybridModule, points, targets, iterations: int, damping: float
             if norm == 0.0:
                 break
             curved = transpose_product(product(direction)) + damping * direction
-            alpha = norm / float((direction * curved).sum())
+            curvature = float((direction * curved).sum())
+            if not curvature > 0.0:  # the residual left is below float32 resolution
+                break
+            alpha = norm / curvature
             update += alpha * direction
             residual -= alpha * curved
             previous, norm = norm, float((residual * residual).sum())
