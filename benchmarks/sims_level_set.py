@@ -55,11 +55,24 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=None, help="polyfit sigma of the curvature flow")
     parser.add_argument("--stencil", default="cubature", help="polyfit stencil of the curvature flow")
     parser.add_argument("--no-advection", action="store_true", help="run the curvature flow only")
+    parser.add_argument("--no-curvature-flow", action="store_true", help="run the advection only")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     config = preset_config(args.config, dim=3)
     settings = settings_for(args.config)
 
+    if not args.no_curvature_flow:
+        curvature_flows(args, config, settings)
+    if args.no_advection:
+        return
+    shape = warpfields.sphere(0.3, center=(0.45, 0.0, 0.0))
+    field, _ = train_field(shape, config, settings, 0, args.device, progress=False)
+    rows = [rotation(field, shape, m, args.rotation_steps, args.points, args.device) for m in METHODS]
+    headers = ("method", "IoU start", "IoU after 1 turn", "mean surf. dist", "volume drift", "ms/step")
+    print_summary(f"advection, off-centre sphere, one rotation in {args.rotation_steps} steps", rows, headers)
+
+
+def curvature_flows(args, config, settings) -> None:
     if args.sphere:
         field, name = load_field(args.sphere), args.sphere
     else:
@@ -71,14 +84,6 @@ def main() -> None:
     headers = ("method", "R0", "steps", "max rel. err (to 70% T)", "final rel. err", "ms/step")
     operator = f"polyfit {args.stencil} k {polyfit.k} sigma {polyfit.sigma:.3g}"
     print_summary(f"curvature flow, sphere, {name} field, dt {args.dt}, {operator}", rows, headers)
-    if args.no_advection:
-        return
-
-    shape = warpfields.sphere(0.3, center=(0.45, 0.0, 0.0))
-    field, _ = train_field(shape, config, settings, 0, args.device, progress=False)
-    rows = [rotation(field, shape, m, args.rotation_steps, args.points, args.device) for m in METHODS]
-    headers = ("method", "IoU start", "IoU after 1 turn", "mean surf. dist", "volume drift", "ms/step")
-    print_summary(f"advection, off-centre sphere, one rotation in {args.rotation_steps} steps", rows, headers)
 
 
 if __name__ == "__main__":

@@ -147,12 +147,13 @@ def band_points(
 
 
 def project_to_surface(module: HybridModule, points: np.ndarray, steps: int = 3) -> np.ndarray:
-    """Newton steps x <- x - phi g / |g|^2 onto the zero level set (exact gradient)."""
+    """Newton steps x <- x - phi g / |g|^2 onto the zero level set (exact gradient), kept in the domain;
+    |g|^2 is floored at 1e-4 so that flat spots of the field send no point to infinity."""
     x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
     with torch.no_grad():
         for _ in range(steps):
             g = module.gradient(x)
-            x = x - (module(x) / (g * g).sum(dim=1).clamp_min(1e-12))[:, None] * g
+            x = (x - (module(x) / (g * g).sum(dim=1).clamp_min(1e-4))[:, None] * g).clamp(-1.0, 1.0)
     return x.numpy()
 
 
