@@ -2,14 +2,13 @@
 
 Each step samples points in a band around the current zero level set (plus a share of
 uniform points that keep the far field in check), evaluates the new values there with a
-Warp kernel that calls the derivative operators per point, and refits the field's grid to
-them with one damped Gauss-Newton step (``refit``). Everything is in field coordinates ([-1, 1]^dim):
+Warp kernel that calls the derivative operators per point, and refits the field to them
+with a few warm-started Adam steps. Everything is in field coordinates ([-1, 1]^dim):
 lengths, speeds and times are field units.
 """
 
 from __future__ import annotations
 
-import math
 import typing
 from abc import abstractmethod
 
@@ -157,58 +156,20 @@ def project_to_surface(module: HybridModule, points: np.ndarray, steps: int = 3)
     return x.numpy()
 
 
-def refit(module: HybridModule, points, targets, iterations: int, damping: float) -> float:
-    """Move the grid table towards ``targets`` at ``points`` by one damped Gauss-Newton step: the update d
-    minimises |J d - (targets - f)|^2 / n + ``damping`` |d|^2, solved by ``iterations`` conjugate-gradient
-    steps from d = 0. The decoder stays fixed, which makes f linear in the table between ReLU switches, so
-    J v is a finite difference; J^T u is the bridge's backward. Returns the mean squared error after it.
-
-    Conjugate gradients from zero approach the least-norm update, which puts the change on entries that
-    many samples constrain (coarse levels) rather than on fine entries that one sample sees, so the level
-    set also moves between the samples (Adam steps fit each sample on its own: BENCHMARKS.md)."""
+def refit(module: HybridModule, points, targets, steps: int, lr: float, optimizer=None):
+    """``steps`` Adam steps of the squared error towards ``targets`` at ``points``, warm-started from the
+    current parameters (and from ``optimizer``'s moments when given). Returns (optimizer, last loss)."""
     x = torch.as_tensor(np.ascontiguousarray(points, dtype=np.float32))
     y = torch.as_tensor(np.ascontiguousarray(targets, dtype=np.float32))
-    table = module.table
-    trainable = {name: p.requires_grad for name, p in module.named_parameters()}
-    for p in module.parameters():
-        p.requires_grad_(p is table)
-    try:
-        out = module(x)
-        before = out.detach()
-
-        def transpose_product(u: torch.Tensor) -> torch.Tensor:
-            return torch.autograd.grad(out, table, grad_outputs=u, retain_graph=True)[0] / len(x)
-
-        def product(v: torch.Tensor) -> torch.Tensor:
-            step = 1e-3 / max(float(v.abs().max()), 1e-30)
-            with torch.no_grad():
-                table.add_(step * v)
-                moved = module(x)
-                table.sub_(step * v)
-            return (moved - before) / step
-
-        update = torch.zeros_like(table)
-        residual = transpose_product(y - before)
-        direction = residual.clone()
-        norm = float((residual * residual).sum())
-        for _ in range(iterations):
-            if norm == 0.0:
-                break
-            curved = transpose_product(product(direction)) + damping * direction
-            curvature = float((direction * curved).sum())
-            if not curvature > 0.0:  # the residual left is below float32 resolution
-                break
-            alpha = norm / curvature
-            update += alpha * direction
-            residual -= alpha * curved
-            previous, norm = norm, float((residual * residual).sum())
-            direction = residual + (norm / previous) * direction
-        with torch.no_grad():
-            table.add_(update)
-            return float(((module(x) - y) ** 2).mean())
-    finally:
-        for name, p in module.named_parameters():
-            p.requires_grad_(trainable[name])
+    if optimizer is None:
+        optimizer = torch.optim.Adam(module.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-15)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        loss = ((module(x) - y) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return optimizer, float(loss.item())
 
 
 class LevelSetSimulation(Simulation):
@@ -220,8 +181,8 @@ class LevelSetSimulation(Simulation):
         spec: OperatorSpec,
         band_width: float = 0.1,
         points: int = 4096,
-        refit_iterations: int = 40,
-        damping: float = 1e-5,
+        refit_steps: int = 20,
+        learning_rate: float = 1e-3,
         seed: int = 0,
         device=None,
     ):
@@ -235,13 +196,12 @@ class LevelSetSimulation(Simulation):
         self.op = spec.warp()
         self.band_width = float(band_width)
         self.points = check_count(points, "points", 16)
-        self.refit_iterations = check_count(refit_iterations, "refit_iterations")
-        if not (isinstance(damping, int | float) and math.isfinite(damping) and damping >= 0):
-            raise InputError(f"damping: expected a finite number >= 0, got {damping!r}")
-        self.damping = float(damping)
+        self.refit_steps = check_count(refit_steps, "refit_steps")
+        self.learning_rate = float(learning_rate)
         self.seed = seed
         self.module = HybridModule(field, self.device)
         self.normalization = field.normalization
+        self.optimizer = None
         self.losses: list[float] = []
         self._targets = wp.zeros(self.points, dtype=float, device=self.device)
 
@@ -253,7 +213,10 @@ class LevelSetSimulation(Simulation):
         x = band_points(self.module, self.points, self.band_width, self.seed + self.steps)
         points = wp.array(x, dtype=_VEC[self.dim], device=self.device)
         self._launch_targets(self.module.warp_struct(), points, self._targets, dt)
-        self.losses.append(refit(self.module, x, self._targets.numpy(), self.refit_iterations, self.damping))
+        self.optimizer, loss = refit(
+            self.module, x, self._targets.numpy(), self.refit_steps, self.learning_rate, self.optimizer
+        )
+        self.losses.append(loss)
 
     def state_arrays(self) -> dict[str, wp.array]:
         parameters = {name: wp.from_torch(p.detach()) for name, p in self.module.named_parameters()}

@@ -14,10 +14,8 @@ from .sim import check_common_arguments, operator_from_args, register_scene, set
 def _add_level_set_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points", type=int, default=4096, help="band samples refitted per step (default 4096)")
     p.add_argument("--band", type=float, default=0.1, help="half width of the sampled band, field units (default 0.1)")
-    p.add_argument(
-        "--refit-iterations", type=int, default=40, help="conjugate-gradient iterations of each refit (default 40)"
-    )
-    p.add_argument("--damping", type=float, default=1e-5, help="damping of the Gauss-Newton refit (default 1e-5)")
+    p.add_argument("--refit-steps", type=int, default=20, help="Adam steps per simulation step (default 20)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the refit (default 1e-3)")
     p.add_argument("--init", default="tiny", help="hybrid preset fitted first when --field is analytic (default tiny)")
 
 
@@ -50,8 +48,8 @@ def _common(args: argparse.Namespace) -> dict:
     return {
         "band_width": args.band,
         "points": args.points,
-        "refit_iterations": args.refit_iterations,
-        "damping": args.damping,
+        "refit_steps": args.refit_steps,
+        "learning_rate": args.lr,
         "seed": args.seed,
         "device": args.device,
     }
