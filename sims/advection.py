@@ -65,7 +65,7 @@ class Advection(LevelSetSimulation):
 
     def _launch_targets(self, struct, points, out, dt):
         inputs = [struct, self.op, self.steps * self.points, self.flow, self.time, dt, points, out]
-        launch(_advection_targets, self.points, inputs, self.device)
+        launch(_advection_targets, len(points), inputs, self.device)
 
     def back_map(self, points: np.ndarray) -> np.ndarray | None:
         """Where the flow took ``points`` from (time 0), or None when no closed form is known now."""

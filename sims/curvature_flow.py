@@ -50,7 +50,7 @@ class CurvatureFlow(LevelSetSimulation):
             self.max_curvature,
             self.band_width,
         ]
-        launch(_curvature_targets, self.points, [*inputs, points, out], self.device)
+        launch(_curvature_targets, len(points), [*inputs, points, out], self.device)
 
     def radius(self, resolution: int = 128) -> float:
         """The state's ``enclosed_radius`` (field coordinates)."""

@@ -3,8 +3,8 @@
 Each step samples points in a band around the current zero level set (plus a share of
 uniform points that keep the far field in check), evaluates the new values there with a
 Warp kernel that calls the derivative operators per point, and refits the field to them
-with a few warm-started Adam steps. Everything is in field coordinates ([-1, 1]^dim):
-lengths, speeds and times are field units.
+with a few warm-started Adam steps on its coarse grid levels. Everything is in field
+coordinates ([-1, 1]^dim): lengths, speeds and times are field units.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from warpfields.errors import InputError
 from warpfields.fields import field_value
 from warpfields.fields.hybrid import HybridField
 from warpfields.geometry import extract_level_set
-from warpfields.ops import Operator, OperatorSpec, mean_curvature, op_gradient, op_hessian, op_mean_curvature
+from warpfields.ops import (
+    Operator,
+    OperatorSpec,
+    mean_curvature,
+    op_gradient,
+    op_hessian,
+    op_mean_curvature,
+    op_normal,
+)
 from warpfields.torch import HybridModule
 
 from .base import Simulation, check_count
@@ -69,6 +77,15 @@ def flow_velocity(flow: Flow, x: wp.vec2, t: float) -> wp.vec2:  # noqa: F811 (a
     )
 
 
+@wp.func
+def closest_surface_point(field: typing.Any, x: typing.Any, phi: float, g: typing.Any, op: Operator, salt: int):
+    # Two Newton steps along the operator's gradient (the first from x's own phi and g); |g|^2 is
+    # floored so that flat spots stay put.
+    p = x - phi * g / wp.max(wp.dot(g, g), 1.0e-4)
+    gp = op_gradient(field, p, op, salt)
+    return p - field_value(field, p) * gp / wp.max(wp.dot(gp, gp), 1.0e-4)
+
+
 @wp.kernel
 def _curvature_targets(
     start: int,
@@ -85,12 +102,23 @@ def _curvature_targets(
     i = start + wp.tid()
     x = points[i]
     phi = field_value(field, x)
-    # Outside the band the field only has to keep its sign: hold it, so that far-field curvature
-    # (unbounded at a collapsing sphere's centre) does not reach the refit.
-    out[i] = phi
-    if wp.abs(phi) < band:
-        kappa = wp.clamp(principal * op_mean_curvature(field, x, op, salt + i), -max_curvature, max_curvature)
-        out[i] = phi + dt * kappa * wp.length(op_gradient(field, x, op, salt + i))
+    g = op_gradient(field, x, op, salt + i)
+    # The speed is the curvature at the closest surface point, extended along the normal to every
+    # point (no far-field curvature, unbounded at a collapsing sphere's centre, enters), taken at the
+    # step's midpoint: on the parallel surface half a step in, which makes the step second order in dt.
+    p = closest_surface_point(field, x, phi, g, op, salt + i)
+    kappa = wp.clamp(principal * op_mean_curvature(field, p, op, salt + i), -max_curvature, max_curvature)
+    mid = p - 0.5 * dt * kappa * op_normal(field, p, op, salt + i)
+    kappa_mid = wp.clamp(principal * op_mean_curvature(field, mid, op, salt + i), -max_curvature, max_curvature)
+    slope = wp.length(g)
+    out[i] = phi + dt * kappa_mid * slope
+    if wp.abs(phi) > band and wp.abs(field_value(field, p)) > 0.25 * wp.abs(phi):
+        # No closest point (the medial axis, e.g. a sphere's centre): hold the value there.
+        out[i] = phi
+    elif wp.abs(phi) < band and slope > 0.25:
+        # Reinitialise in the band: phi / |grad phi| has the same zero set and unit slope, so the refit's
+        # errors in the slope do not accumulate into the speed of the surface.
+        out[i] = phi / slope + dt * kappa_mid
 
 
 @wp.kernel
@@ -119,9 +147,14 @@ def _advection_targets(
     out[i] = field_value(field, x) - dt * wp.dot(v, g) + 0.5 * dt * dt * second
 
 
+def module_tensor(module: HybridModule, values: np.ndarray) -> torch.Tensor:
+    """``values`` as a float32 tensor on the device of ``module``'s parameters."""
+    return torch.as_tensor(np.ascontiguousarray(values, dtype=np.float32), device=module.table.device)
+
+
 def field_values(module: HybridModule, points: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return module(torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))).cpu().numpy()
+        return module(module_tensor(module, points)).cpu().numpy()
 
 
 def band_points(
@@ -148,27 +181,40 @@ def band_points(
 def project_to_surface(module: HybridModule, points: np.ndarray, steps: int = 3) -> np.ndarray:
     """Newton steps x <- x - phi g / |g|^2 onto the zero level set (exact gradient), kept in the domain;
     |g|^2 is floored at 1e-4 so that flat spots of the field send no point to infinity."""
-    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+    x = module_tensor(module, points)
     with torch.no_grad():
         for _ in range(steps):
             g = module.gradient(x)
             x = (x - (module(x) / (g * g).sum(dim=1).clamp_min(1e-4))[:, None] * g).clamp(-1.0, 1.0)
-    return x.numpy()
+    return x.cpu().numpy()
 
 
-def refit(module: HybridModule, points, targets, steps: int, lr: float, optimizer=None):
-    """``steps`` Adam steps of the squared error towards ``targets`` at ``points``, warm-started from the
-    current parameters (and from ``optimizer``'s moments when given). Returns (optimizer, last loss)."""
-    x = torch.as_tensor(np.ascontiguousarray(points, dtype=np.float32))
-    y = torch.as_tensor(np.ascontiguousarray(targets, dtype=np.float32))
+def coarse_mask(module: HybridModule, max_resolution: int) -> torch.Tensor:
+    """1 on the table entries of the grid levels of resolution <= ``max_resolution``, 0 elsewhere."""
+    mask = torch.zeros_like(module.table)
+    for grid in module.config.grids():
+        if grid.resolution <= max_resolution:
+            mask[grid.offset : grid.offset + grid.entries * module.config.features] = 1.0
+    return mask
+
+
+def refit(module: HybridModule, points, targets, steps: int, lr: float, mask: torch.Tensor, optimizer=None):
+    """``steps`` Adam steps of the squared error towards ``targets`` at ``points`` on the table entries that
+    ``mask`` selects, warm-started from the current table (and from ``optimizer``'s moments when given).
+    The decoder and the other entries stay fixed: a fine entry is seen by one or two samples and would
+    fit each on its own, where a coarse one moves the level set between the samples too (BENCHMARKS.md).
+    Returns (optimizer, last loss)."""
+    x, y = module_tensor(module, points), module_tensor(module, targets)
     if optimizer is None:
-        optimizer = torch.optim.Adam(module.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-15)
+        optimizer = torch.optim.Adam([module.table], lr=lr, betas=(0.9, 0.99), eps=1e-15)
     loss = torch.zeros(())
     for _ in range(steps):
         loss = ((module(x) - y) ** 2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        module.table.grad.mul_(mask)
         optimizer.step()
+    module.zero_grad(set_to_none=True)
     return optimizer, float(loss.item())
 
 
@@ -182,7 +228,8 @@ class LevelSetSimulation(Simulation):
         band_width: float = 0.1,
         points: int = 4096,
         refit_steps: int = 20,
-        learning_rate: float = 1e-3,
+        learning_rate: float = 5e-3,
+        refit_resolution: int = 128,
         seed: int = 0,
         device=None,
     ):
@@ -198,10 +245,16 @@ class LevelSetSimulation(Simulation):
         self.points = check_count(points, "points", 16)
         self.refit_steps = check_count(refit_steps, "refit_steps")
         self.learning_rate = float(learning_rate)
+        self.refit_resolution = check_count(refit_resolution, "refit_resolution")
         self.seed = seed
         self.module = HybridModule(field, self.device)
         self.normalization = field.normalization
         self.optimizer = None
+        self.refit_mask = coarse_mask(self.module, self.refit_resolution)
+        if not self.refit_mask.any():
+            coarsest = min(grid.resolution for grid in self.module.config.grids())
+            expected = f"expected at least the coarsest level's {coarsest}"
+            raise InputError(f"refit_resolution: {expected}, got {refit_resolution}")
         self.losses: list[float] = []
         self._targets = wp.zeros(self.points, dtype=float, device=self.device)
 
@@ -214,9 +267,16 @@ class LevelSetSimulation(Simulation):
         points = wp.array(x, dtype=_VEC[self.dim], device=self.device)
         self._launch_targets(self.module.warp_struct(), points, self._targets, dt)
         self.optimizer, loss = refit(
-            self.module, x, self._targets.numpy(), self.refit_steps, self.learning_rate, self.optimizer
+            self.module, x, self._targets.numpy(), self.refit_steps, self.learning_rate, self.refit_mask, self.optimizer
         )
         self.losses.append(loss)
+
+    def next_values(self, points: np.ndarray, dt: float) -> np.ndarray:
+        """The state's values at ``points`` one step of ``dt`` on: what the refit of a step fits to."""
+        x = wp.array(np.ascontiguousarray(points, dtype=np.float32), dtype=_VEC[self.dim], device=self.device)
+        out = wp.zeros(len(x), dtype=float, device=self.device)
+        self._launch_targets(self.module.warp_struct(), x, out, dt)
+        return out.numpy()
 
     def state_arrays(self) -> dict[str, wp.array]:
         parameters = {name: wp.from_torch(p.detach()) for name, p in self.module.named_parameters()}
@@ -269,6 +329,7 @@ __all__ = [
     "Flow",
     "LevelSetSimulation",
     "band_points",
+    "coarse_mask",
     "field_values",
     "grid_points",
     "inside_grid",

@@ -1,12 +1,14 @@
 import numpy as np
 import pytest
+import torch
 
 import warpfields
 from warpfields.errors import InputError
-from warpfields.ops import OperatorSpec
+from warpfields.ops import OperatorSpec, gradient
 
 pytest.importorskip("warpfields.fields.hybrid")
 from sims.curvature_flow import CurvatureFlow, collapse_time, enclosed_radius, law_radius  # noqa: E402
+from sims.level_set import field_values  # noqa: E402
 from warpfields.fields.hybrid import preset_config  # noqa: E402
 from warpfields.torch.train import TRAIN_PRESETS, train_field  # noqa: E402
 
@@ -45,14 +47,49 @@ def test_circle_follows_law(circle_field):
     dt = 0.002
     for _ in range(5):
         sim.step(dt)
-    # After t = 0.01 the law shrinks r by 0.02. The refit moves the values at the surface by the
-    # target, but the tiny field's slope just inside its surface is 0.5 to 1 rather than 1, so the
-    # surface moves up to twice as far (measured: r 0.459 against the law's 0.479). Demand the
-    # direction, at least a third of the decrease, and at most 2.2 times it.
+    # After t = 0.01 the law shrinks r by 0.02. The tiny field's finest cell is 1/16 of the domain, and
+    # its surface moves up to twice as far (measured: r 0.465 against the law's 0.479; the fast sphere
+    # field's figures are in BENCHMARKS.md). Demand the direction, at least a third of the decrease, and
+    # at most 2.2 times it.
     r = sim.radius()
     expected = law_radius(r0, sim.time, 2)
     assert r < r0 - (r0 - expected) / 3
     assert r > r0 - 2.2 * (r0 - expected)
+
+
+def test_speed_is_the_surface_curvature_carried_along_the_normal(circle_field):
+    # phi_t = kappa |grad phi| with kappa taken at each point's closest surface point: every point of
+    # the band moves at the circle's 1 / 0.5, where the curvature of its own level set (1 / |x|) would
+    # move the points at r = 0.43 and 0.57 at speeds 1.33 times apart and let the slope drift. The step
+    # starts from the reinitialised phi / |grad phi|.
+    spec = OperatorSpec.for_field(circle_field)
+    sim = CurvatureFlow(circle_field, spec, device="cpu")
+    angles = np.linspace(0.0, 2.0 * np.pi, 256, endpoint=False)
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    dt = 1e-3
+    speeds = []
+    for r in (0.43, 0.57):
+        points = r * directions
+        g = gradient(circle_field, points, method=spec.method, k=spec.k, sigma=spec.sigma, device="cpu")
+        start = field_values(sim.module, points) / np.linalg.norm(g, axis=1)
+        speeds.append(np.median((sim.next_values(points, dt) - start) / dt))
+    assert speeds[0] == pytest.approx(2.0, rel=0.25)
+    assert speeds[1] == pytest.approx(2.0, rel=0.25)
+    assert speeds[0] / speeds[1] == pytest.approx(1.0, abs=0.12)
+
+
+def test_refit_changes_only_the_coarse_levels(circle_field):
+    sim = CurvatureFlow(circle_field, OperatorSpec.for_field(circle_field), refit_resolution=16, device="cpu")
+    table = sim.module.table.detach().clone()
+    decoder = {n: p.detach().clone() for n, p in sim.module.named_parameters() if n != "table"}
+    sim.step(0.002)
+    fine = sim.refit_mask == 0
+    assert fine.any() and (~fine).any()
+    assert torch.equal(sim.module.table.detach()[fine], table[fine])
+    assert not torch.equal(sim.module.table.detach()[~fine], table[~fine])
+    for name, p in sim.module.named_parameters():
+        if name != "table":
+            assert torch.equal(p.detach(), decoder[name])
 
 
 def test_bad_inputs(circle_field):
@@ -68,5 +105,7 @@ def test_bad_inputs(circle_field):
         OperatorSpec.for_field(circle_field, method="spline")
     with pytest.raises(InputError, match="k="):
         CurvatureFlow(circle_field, OperatorSpec.for_field(circle_field, k=2, stencil="gauss"), device="cpu")
+    with pytest.raises(InputError, match="refit_resolution"):
+        CurvatureFlow(circle_field, spec, refit_resolution=2, device="cpu")
     with pytest.raises(InputError, match="band_width"):
         CurvatureFlow(circle_field, spec, band_width=-1.0, device="cpu")

@@ -15,7 +15,10 @@ def _add_level_set_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points", type=int, default=4096, help="band samples refitted per step (default 4096)")
     p.add_argument("--band", type=float, default=0.1, help="half width of the sampled band, field units (default 0.1)")
     p.add_argument("--refit-steps", type=int, default=20, help="Adam steps per simulation step (default 20)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the refit (default 1e-3)")
+    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate of the refit (default 5e-3)")
+    p.add_argument(
+        "--refit-resolution", type=int, default=128, help="finest grid level the refit changes (default 128)"
+    )
     p.add_argument("--init", default="tiny", help="hybrid preset fitted first when --field is analytic (default tiny)")
 
 
@@ -50,6 +53,7 @@ def _common(args: argparse.Namespace) -> dict:
         "points": args.points,
         "refit_steps": args.refit_steps,
         "learning_rate": args.lr,
+        "refit_resolution": args.refit_resolution,
         "seed": args.seed,
         "device": args.device,
     }
