@@ -323,7 +323,8 @@ def test_operator_struct_dispatches(method):
     xs = wp.array(points.astype(np.float32), dtype=wp.vec3)
     wp.launch(dispatch_kernel, 8, inputs=[wf.sphere(0.5).warp(), xs, spec.warp(), *outs])
     # Equal up to rounding (CUDA contracts multiply-adds differently in the two call sites, which fd's
-    # small step amplifies to ~1e-5); the methods' curvatures differ from each other by more than 2e-3.
+    # small step amplifies: 1e-5 on normals, 7.7e-4 on curvatures measured on an H200); the methods'
+    # curvatures differ from each other by more than 2e-3.
     np.testing.assert_allclose(outs[0].numpy(), outs[2].numpy(), atol=2e-5)
-    np.testing.assert_allclose(outs[1].numpy(), outs[3].numpy(), atol=2e-4)
+    np.testing.assert_allclose(outs[1].numpy(), outs[3].numpy(), atol=1e-3)
     np.testing.assert_allclose(outs[1].numpy(), 1 / np.linalg.norm(points, axis=1), rtol=2e-2)
