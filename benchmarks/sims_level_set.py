@@ -1,14 +1,21 @@
 """Level-set simulations on a hybrid field: curvature flow of a sphere against R^2 = R0^2 - 4t, and
-one full rotation of an off-centre sphere (the axis misses it), polyfit beside ad.
+one full rotation of an off-centre sphere (the axis misses it) and of the bunny, polyfit beside ad.
 
-    python benchmarks/sims_level_set.py [--config tiny|fast] [--dt 0.002] [--rotation-steps 64]
+    python benchmarks/sims_level_set.py [--config tiny|fast] [--dt 0.002] [--rotation-steps 32]
         [--sphere FIELD --k K --sigma S --stencil gauss --no-advection]
+        [--scheme characteristics|taylor] [--bunny] [--no-curvature-flow]
+
+The characteristics scheme's step reads no derivative, so it runs once per shape and the state's normals
+after the turn are measured with both methods; the taylor scheme runs once per method.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
+
+from tqdm import tqdm
 
 import warpfields
 from sims.advection import Advection
@@ -18,6 +25,7 @@ from warpfields.fields.hybrid import preset_config
 from warpfields.io.fieldfile import load_field
 from warpfields.ops import OperatorSpec
 from warpfields.ops.host import DEFAULT_K
+from warpfields.targets import load_target
 from warpfields.torch.train import settings_for, train_field
 
 METHODS = ("polyfit", "ad")
@@ -34,22 +42,30 @@ def curvature_flow(field, spec: OperatorSpec, dt: float, points: int, device) ->
     return spec.method, r0, sim.steps, max(errors), errors[-1], 1e3 * sim.seconds_per_step
 
 
-def rotation(field, shape, method: str, steps: int, points: int, device) -> tuple:
+def rotation(field, shape, name: str, scheme: str, method: str, steps: int, device) -> tuple:
     spec = OperatorSpec.for_field(field, method=method)
-    sim = Advection(field, spec, axis=(0.0, 0.0, 1.0), omega=2.0 * math.pi, points=points, device=device)
+    sim = Advection(field, spec, axis=(0.0, 0.0, 1.0), omega=2.0 * math.pi, scheme=scheme, device=device)
     start = sim.metrics(shape)["IoU"]
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc=f"{name}, {scheme}, {method}", leave=False):
         sim.step(1.0 / steps)
     end = sim.metrics(shape)
-    return method, start, end["IoU"], end["mean surface distance"], end["volume drift"], 1e3 * sim.seconds_per_step
+    surface = sim.surface(2048, sim.steps)
+    normal_errors = [sim.normal_error(shape, surface, OperatorSpec.for_field(field, method=m)) for m in METHODS]
+    figures = (start, end["IoU"], end["mean surface distance"], end["volume drift"], *normal_errors)
+    return (name, method if scheme == "taylor" else "none", *figures, 1e3 * sim.seconds_per_step)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", help="hybrid preset of the fields (default tiny)")
     parser.add_argument("--dt", type=float, default=0.002, help="curvature-flow time step (default 0.002)")
-    parser.add_argument("--rotation-steps", type=int, default=64, help="steps of the full rotation (default 64)")
-    parser.add_argument("--points", type=int, default=4096, help="band points per step (default 4096)")
+    parser.add_argument("--rotation-steps", type=int, default=32, help="steps of the full rotation (default 32)")
+    parser.add_argument("--points", type=int, default=4096, help="curvature flow: band points per step (default 4096)")
+    parser.add_argument("--scheme", default="characteristics", help="advection scheme (default characteristics)")
+    parser.add_argument("--bunny", action="store_true", help="also rotate a field of the bundled bunny")
+    parser.add_argument(
+        "--rotated", nargs="+", default=(), help="field files of the rotated shapes (default: fit them)"
+    )
     parser.add_argument("--sphere", default=None, help="field file of a sphere of radius 0.5 (default: fit one)")
     parser.add_argument("--k", type=int, default=None, help="polyfit samples of the curvature flow (default 32)")
     parser.add_argument("--sigma", type=float, default=None, help="polyfit sigma of the curvature flow")
@@ -65,11 +81,20 @@ def main() -> None:
         curvature_flows(args, config, settings)
     if args.no_advection:
         return
-    shape = warpfields.sphere(0.3, center=(0.45, 0.0, 0.0))
-    field, _ = train_field(shape, config, settings, 0, args.device, progress=False)
-    rows = [rotation(field, shape, m, args.rotation_steps, args.points, args.device) for m in METHODS]
-    headers = ("method", "IoU start", "IoU after 1 turn", "mean surf. dist", "volume drift", "ms/step")
-    print_summary(f"advection, off-centre sphere, one rotation in {args.rotation_steps} steps", rows, headers)
+    shapes = {"off-centre sphere": warpfields.sphere(0.3, center=(0.45, 0.0, 0.0))}
+    if args.bunny:
+        shapes["bunny"] = load_target("bunny")
+    methods = METHODS if args.scheme == "taylor" else METHODS[:1]
+    rows = []
+    for (name, shape), path in itertools.zip_longest(shapes.items(), args.rotated[: len(shapes)]):
+        field = load_field(path) if path else train_field(shape, config, settings, 0, args.device, progress=False)[0]
+        rows += [
+            rotation(field, shape, name, args.scheme, method, args.rotation_steps, args.device) for method in methods
+        ]
+    headers = ("shape", "step's method", "IoU start", "IoU after 1 turn", "mean surf. dist", "volume drift")
+    headers += tuple(f"normal err. {m} (deg)" for m in METHODS) + ("ms/step",)
+    title = f"advection, {args.scheme}, {args.config} fields, one rotation in {args.rotation_steps} steps"
+    print_summary(title, rows, headers)
 
 
 def curvature_flows(args, config, settings) -> None:

@@ -1,5 +1,12 @@
-"""Advection of a hybrid neural field by a prescribed velocity: phi_t + v . grad phi = 0, with grad phi
-(and the Hessian of the second-order step) from the derivative operators.
+"""Advection of a hybrid neural field by a prescribed velocity: phi_t + v . grad phi = 0.
+
+Two schemes. ``characteristics`` (the default): phi is constant along the flow's paths, so the new field at
+x is the old one where x came from (RK4 back along the velocity); each step refits the state to the old
+state (a frozen copy) read there, on fresh jittered band samples every optimiser step, so no sample is
+memorised and the state is moved everywhere near its surface. ``taylor``: the Eulerian second-order
+Taylor step with grad phi and the Hessian from the derivative operators at fixed band samples; it needs
+the gradient to about 0.1% to bring a shape back after a turn (the surface moves |v| * T, about 3 field
+units here), which neither autodiff nor a local fit of a neural field gives (BENCHMARKS.md).
 
 Metrics against the exact solution phi0(X(x)), X the map back along the flow: rigid rotation at any
 time; the reversible deformation at its period (where X is the identity)."""
@@ -9,13 +16,32 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 import warp as wp
 
 from warpfields.errors import InputError
+from warpfields.fields.hybrid import make_struct
 from warpfields.geometry import evaluate_values
+from warpfields.ops import OperatorSpec, query
 from warpfields.parallel import launch
 
-from .level_set import FLOW_ROTATION, FLOWS, Flow, LevelSetSimulation, _advection_targets, grid_points, inside_grid, iou
+from .base import check_count
+from .level_set import (
+    FLOW_ROTATION,
+    FLOWS,
+    Flow,
+    LevelSetSimulation,
+    _advection_targets,
+    _characteristic_targets,
+    band_points,
+    grid_points,
+    inside_grid,
+    iou,
+    module_tensor,
+    refit,
+)
+
+SCHEMES = ("characteristics", "taylor")
 
 wp.set_module_options({"enable_backward": False})
 
@@ -38,12 +64,25 @@ class Advection(LevelSetSimulation):
         center=(0.0, 0.0, 0.0),
         omega: float = 2.0 * math.pi,
         period: float = 1.0,
+        scheme: str = "characteristics",
+        batch: int = 8192,
+        trace_steps: int = 4,
         **kwargs,
     ):
+        if scheme not in SCHEMES:
+            raise InputError(f"scheme: expected one of {list(SCHEMES)}, got {scheme!r}")
+        if scheme == "characteristics":
+            # A fresh batch every optimiser step cannot be memorised, so the refit can take many steps at a
+            # high rate (decaying within the step so that its noise settles); 100 steps of 8192 samples keep
+            # up with a 1/32 turn (BENCHMARKS.md, advection).
+            kwargs = {"points": 65536, "refit_steps": 100, "learning_rate": 1e-2, **kwargs}
         super().__init__(field, spec, **kwargs)
+        self.scheme = scheme
+        self.batch = check_count(batch, "batch")
+        self.trace_steps = check_count(trace_steps, "trace_steps")
         if velocity not in FLOWS:
             raise InputError(f"velocity: expected one of {sorted(FLOWS)}, got {velocity!r}")
-        spec.check("hessian", self.dim)
+        spec.check("hessian" if scheme == "taylor" else "normal", self.dim)
         axis = np.asarray(axis, dtype=np.float64)
         if axis.shape != (3,) or not np.linalg.norm(axis) > 0:
             raise InputError(f"axis: expected a non-zero 3-vector, got {axis.tolist()}")
@@ -63,9 +102,41 @@ class Advection(LevelSetSimulation):
         self.flow.period = self.period
         self.initial_inside = inside_grid(self.module, self.grid_resolution)
 
-    def _launch_targets(self, struct, points, out, dt):
-        inputs = [struct, self.op, self.steps * self.points, self.flow, self.time, dt, points, out]
-        launch(_advection_targets, len(points), inputs, self.device)
+    def _advance(self, dt: float) -> None:
+        if self.scheme == "taylor":
+            return super()._advance(dt)
+        module = self.module
+        pool = module_tensor(module, band_points(module, self.points, self.band_width, self.seed + self.steps))
+        frozen = {name: p.detach().clone() for name, p in module.parameter_dict().items()}
+        old = make_struct(module.config, frozen)
+        generator = torch.Generator(device=pool.device).manual_seed(self.seed + self.steps)
+        vec = wp.vec3 if self.dim == 3 else wp.vec2
+        targets = torch.empty(self.batch, dtype=torch.float32, device=pool.device)
+
+        def batch(_):
+            pick = torch.randint(len(pool), (self.batch,), generator=generator, device=pool.device)
+            noise = torch.randn(self.batch, self.dim, generator=generator, device=pool.device)
+            x = (pool[pick] + 0.5 * self.band_width * noise).clamp(-1.0, 1.0).contiguous()
+            self._launch_targets(old, wp.from_torch(x, dtype=vec), wp.from_torch(targets), dt, self.batch // 2)
+            return x, targets
+
+        _, loss = refit(
+            module,
+            batch,
+            self.refit_steps,
+            self.learning_rate,
+            self.refit_mask,
+            final_lr=0.05 * self.learning_rate,
+        )
+        self.losses.append(loss)
+
+    def _launch_targets(self, struct, points, out, dt, carried: int = 0):
+        if self.scheme == "taylor":
+            inputs = [struct, self.op, self.steps * self.points, self.flow, self.time, dt, points, out]
+            launch(_advection_targets, len(points), inputs, self.device)
+            return
+        inputs = [struct, self.flow, self.time, dt, self.trace_steps, self.dim, carried, points, out]
+        launch(_characteristic_targets, len(points), inputs, self.device)
 
     def back_map(self, points: np.ndarray) -> np.ndarray | None:
         """Where the flow took ``points`` from (time 0), or None when no closed form is known now."""
@@ -94,7 +165,25 @@ class Advection(LevelSetSimulation):
         result["mean surface distance"] = float(
             np.abs(evaluate_values(exact, self.back_map(surface), self.device)).mean()
         )
+        result["median normal error (deg)"] = self.normal_error(exact, surface)
         return result
+
+    def normal_error(self, exact, surface: np.ndarray, spec: OperatorSpec | None = None) -> float:
+        """Median angle between the state's normals at ``surface`` (by ``spec``, default the scene's) and
+        the exact shape's there (central differences of the exact field along the map back, h = 1e-3)."""
+        h = 1e-3
+        steps = np.eye(self.dim) * h
+        exact_gradient = np.stack(
+            [
+                evaluate_values(exact, self.back_map(surface + e), self.device)
+                - evaluate_values(exact, self.back_map(surface - e), self.device)
+                for e in steps
+            ],
+            axis=1,
+        )
+        normals = query(self.field(), surface, "normal", spec or self.spec, self.device)
+        cosine = (normals * exact_gradient).sum(axis=1) / np.linalg.norm(exact_gradient, axis=1)
+        return float(np.degrees(np.median(np.arccos(np.clip(cosine, -1.0, 1.0)))))
 
 
 __all__ = ["Advection"]

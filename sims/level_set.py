@@ -147,6 +147,49 @@ def _advection_targets(
     out[i] = field_value(field, x) - dt * wp.dot(v, g) + 0.5 * dt * dt * second
 
 
+@wp.func
+def trace_flow(flow: Flow, x: typing.Any, t: float, dt: float, substeps: int, dim: int):
+    """Where the flow carries ``x`` from time ``t`` to ``t + dt`` (RK4 in ``substeps``; a negative ``dt``
+    traces back), kept in the domain [-1, 1]^dim."""
+    h = dt / float(substeps)
+    y = x
+    s = t
+    for _ in range(substeps):
+        k1 = flow_velocity(flow, y, s)
+        k2 = flow_velocity(flow, y + 0.5 * h * k1, s + 0.5 * h)
+        k3 = flow_velocity(flow, y + 0.5 * h * k2, s + 0.5 * h)
+        k4 = flow_velocity(flow, y + h * k3, s + h)
+        y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        s = s + h
+    for a in range(dim):
+        y[a] = wp.clamp(y[a], -1.0, 1.0)
+    return y
+
+
+@wp.kernel
+def _characteristic_targets(
+    start: int,
+    field: typing.Any,
+    flow: Flow,
+    t: float,
+    dt: float,
+    substeps: int,
+    dim: int,
+    carried: int,
+    points: wp.array(dtype=typing.Any),
+    out: wp.array(dtype=float),
+):
+    # phi is constant along the flow's paths: the new value at x is the old one where x came from. The first
+    # ``carried`` points are first carried forward over the step, so that they sample the band the surface
+    # moves into.
+    i = start + wp.tid()
+    x = points[i]
+    if i < carried:
+        x = trace_flow(flow, x, t, dt, substeps, dim)
+        points[i] = x
+    out[i] = field_value(field, trace_flow(flow, x, t + dt, -dt, substeps, dim))
+
+
 def module_tensor(module: HybridModule, values: np.ndarray) -> torch.Tensor:
     """``values`` as a float32 tensor on the device of ``module``'s parameters."""
     return torch.as_tensor(np.ascontiguousarray(values, dtype=np.float32), device=module.table.device)
@@ -198,22 +241,26 @@ def coarse_mask(module: HybridModule, max_resolution: int) -> torch.Tensor:
     return mask
 
 
-def refit(module: HybridModule, points, targets, steps: int, lr: float, mask: torch.Tensor, optimizer=None):
-    """``steps`` Adam steps of the squared error towards ``targets`` at ``points`` on the table entries that
-    ``mask`` selects, warm-started from the current table (and from ``optimizer``'s moments when given).
-    The decoder and the other entries stay fixed: a fine entry is seen by one or two samples and would
-    fit each on its own, where a coarse one moves the level set between the samples too (BENCHMARKS.md).
-    Returns (optimizer, last loss)."""
-    x, y = module_tensor(module, points), module_tensor(module, targets)
+def refit(module: HybridModule, batches, steps: int, lr: float, mask: torch.Tensor, optimizer=None, final_lr=None):
+    """``steps`` Adam steps of the squared error towards the targets of ``batches(k)`` (a pair of tensors:
+    points, targets) on the table entries that ``mask`` selects, warm-started from the current table (and
+    from ``optimizer``'s moments when given); the rate decays geometrically to ``final_lr`` when given.
+    The decoder and the other entries stay fixed. Returns (optimizer, last loss)."""
     if optimizer is None:
         optimizer = torch.optim.Adam([module.table], lr=lr, betas=(0.9, 0.99), eps=1e-15)
+    decay = (final_lr / lr) ** (1.0 / steps) if final_lr else 1.0
+    for group in optimizer.param_groups:
+        group["lr"] = lr
     loss = torch.zeros(())
-    for _ in range(steps):
+    for k in range(steps):
+        x, y = batches(k)
         loss = ((module(x) - y) ** 2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         module.table.grad.mul_(mask)
         optimizer.step()
+        for group in optimizer.param_groups:
+            group["lr"] *= decay
     module.zero_grad(set_to_none=True)
     return optimizer, float(loss.item())
 
@@ -266,8 +313,11 @@ class LevelSetSimulation(Simulation):
         x = band_points(self.module, self.points, self.band_width, self.seed + self.steps)
         points = wp.array(x, dtype=_VEC[self.dim], device=self.device)
         self._launch_targets(self.module.warp_struct(), points, self._targets, dt)
+        # Fine entries are each seen by one or two of these fixed samples and would fit them on their own,
+        # leaving the level set between them behind: the mask keeps this refit on the coarse levels.
+        batch = (module_tensor(self.module, x), module_tensor(self.module, self._targets.numpy()))
         self.optimizer, loss = refit(
-            self.module, x, self._targets.numpy(), self.refit_steps, self.learning_rate, self.refit_mask, self.optimizer
+            self.module, lambda k: batch, self.refit_steps, self.learning_rate, self.refit_mask, self.optimizer
         )
         self.losses.append(loss)
 

@@ -12,12 +12,13 @@ from .sim import check_common_arguments, operator_from_args, register_scene, set
 
 
 def _add_level_set_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--points", type=int, default=4096, help="band samples refitted per step (default 4096)")
+    # The refit's defaults are the scene's own (the classes' keyword defaults): only given values are passed.
+    p.add_argument("--points", type=int, default=None, help="band samples per step (curvature flow 4096)")
     p.add_argument("--band", type=float, default=0.1, help="half width of the sampled band, field units (default 0.1)")
-    p.add_argument("--refit-steps", type=int, default=20, help="Adam steps per simulation step (default 20)")
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate of the refit (default 5e-3)")
+    p.add_argument("--refit-steps", type=int, default=None, help="Adam steps per simulation step (curvature flow 20)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate of the refit (curvature flow 5e-3)")
     p.add_argument(
-        "--refit-resolution", type=int, default=128, help="finest grid level the refit changes (default 128)"
+        "--refit-resolution", type=int, default=None, help="finest grid level the refit changes (curvature flow 128)"
     )
     p.add_argument("--init", default="tiny", help="hybrid preset fitted first when --field is analytic (default tiny)")
 
@@ -27,6 +28,14 @@ def _add_advection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--velocity", default="rotation", help="rotation | deformation (default rotation)")
     p.add_argument("--axis", type=float, nargs=3, default=(0.0, 0.0, 1.0), help="rotation axis (default 0 0 1)")
     p.add_argument("--center", type=float, nargs="+", default=None, help="rotation centre (default the origin)")
+    p.add_argument(
+        "--scheme",
+        default="characteristics",
+        help="characteristics (values carried along the flow; refit defaults: 65536 points, 100 steps, lr 1e-2, "
+        "resolution 128) | taylor (second-order step with the operators' gradient and Hessian; curvature-flow "
+        "refit defaults)",
+    )
+    p.add_argument("--batch", type=int, default=8192, help="samples per refit step of the characteristics scheme")
 
 
 def _state_field(args: argparse.Namespace):
@@ -48,15 +57,14 @@ def _state_field(args: argparse.Namespace):
 
 
 def _common(args: argparse.Namespace) -> dict:
-    return {
-        "band_width": args.band,
+    given = {
         "points": args.points,
         "refit_steps": args.refit_steps,
         "learning_rate": args.lr,
         "refit_resolution": args.refit_resolution,
-        "seed": args.seed,
-        "device": args.device,
     }
+    common = {"band_width": args.band, "seed": args.seed, "device": args.device}
+    return {**common, **{name: value for name, value in given.items() if value is not None}}
 
 
 def _run(args, scene, rows, metrics=None) -> int:
@@ -112,6 +120,8 @@ def _run_advection(args: argparse.Namespace) -> int:
         center=center,
         omega=2.0 * math.pi / total,
         period=total,
+        scheme=args.scheme,
+        batch=args.batch,
         **_common(args),
     )
     rows = [("field", args.field), ("method", spec.method), ("velocity", args.velocity)]
