@@ -3,7 +3,7 @@ one full rotation of an off-centre sphere (the axis misses it) and of the bunny,
 
     python benchmarks/sims_level_set.py [--config tiny|fast] [--dt 0.002] [--rotation-steps 32]
         [--sphere FIELD --k K --sigma S --stencil gauss --no-advection]
-        [--scheme characteristics|taylor] [--bunny] [--no-curvature-flow]
+        [--scheme characteristics|taylor] [--batch 8192] [--bunny] [--no-curvature-flow]
 
 The characteristics scheme's step reads no derivative, so it runs once per shape and the state's normals
 after the turn are measured with both methods; the taylor scheme runs once per method.
@@ -42,9 +42,10 @@ def curvature_flow(field, spec: OperatorSpec, dt: float, points: int, device) ->
     return spec.method, r0, sim.steps, max(errors), errors[-1], 1e3 * sim.seconds_per_step
 
 
-def rotation(field, shape, name: str, scheme: str, method: str, steps: int, device) -> tuple:
+def rotation(field, shape, name: str, scheme: str, method: str, steps: int, batch: int, device) -> tuple:
     spec = OperatorSpec.for_field(field, method=method)
-    sim = Advection(field, spec, axis=(0.0, 0.0, 1.0), omega=2.0 * math.pi, scheme=scheme, device=device)
+    axis = (0.0, 0.0, 1.0)
+    sim = Advection(field, spec, axis=axis, omega=2.0 * math.pi, scheme=scheme, batch=batch, device=device)
     start = sim.metrics(shape)["IoU"]
     for _ in tqdm(range(steps), desc=f"{name}, {scheme}, {method}", leave=False):
         sim.step(1.0 / steps)
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--rotation-steps", type=int, default=32, help="steps of the full rotation (default 32)")
     parser.add_argument("--points", type=int, default=4096, help="curvature flow: band points per step (default 4096)")
     parser.add_argument("--scheme", default="characteristics", help="advection scheme (default characteristics)")
+    parser.add_argument("--batch", type=int, default=8192, help="characteristics: samples per refit step")
     parser.add_argument("--bunny", action="store_true", help="also rotate a field of the bundled bunny")
     parser.add_argument(
         "--rotated", nargs="+", default=(), help="field files of the rotated shapes (default: fit them)"
@@ -89,7 +91,8 @@ def main() -> None:
     for (name, shape), path in itertools.zip_longest(shapes.items(), args.rotated[: len(shapes)]):
         field = load_field(path) if path else train_field(shape, config, settings, 0, args.device, progress=False)[0]
         rows += [
-            rotation(field, shape, name, args.scheme, method, args.rotation_steps, args.device) for method in methods
+            rotation(field, shape, name, args.scheme, method, args.rotation_steps, args.batch, args.device)
+            for method in methods
         ]
     headers = ("shape", "step's method", "IoU start", "IoU after 1 turn", "mean surf. dist", "volume drift")
     headers += tuple(f"normal err. {m} (deg)" for m in METHODS) + ("ms/step",)
