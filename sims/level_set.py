@@ -221,17 +221,6 @@ def band_points(
     return np.concatenate([band, uniform])
 
 
-def project_to_surface(module: HybridModule, points: np.ndarray, steps: int = 3) -> np.ndarray:
-    """Newton steps x <- x - phi g / |g|^2 onto the zero level set (exact gradient), kept in the domain;
-    |g|^2 is floored at 1e-4 so that flat spots of the field send no point to infinity."""
-    x = module_tensor(module, points)
-    with torch.no_grad():
-        for _ in range(steps):
-            g = module.gradient(x)
-            x = (x - (module(x) / (g * g).sum(dim=1).clamp_min(1e-4))[:, None] * g).clamp(-1.0, 1.0)
-    return x.cpu().numpy()
-
-
 def coarse_mask(module: HybridModule, max_resolution: int) -> torch.Tensor:
     """1 on the table entries of the grid levels of resolution <= ``max_resolution``, 0 elsewhere."""
     mask = torch.zeros_like(module.table)
@@ -336,9 +325,13 @@ class LevelSetSimulation(Simulation):
         return self.module.to_field()
 
     def surface(self, n: int = 2048, seed: int = 0) -> np.ndarray:
-        """``n`` points on the current zero level set (projected band samples, field coordinates)."""
-        x = band_points(self.module, n, self.band_width, seed, uniform_share=0.0)
-        return project_to_surface(self.module, x)
+        """``n`` points on the current zero level set (field coordinates): vertices of its marching-cubes
+        extraction at 128^3 (a 512^2 contour in 2D), which lie within about 1e-4 of the level set. Newton
+        projection with the field's own gradient does not: its fine-level noise leaves a share of the points
+        0.05 off after 10 steps."""
+        vertices, _ = extract_level_set(self.field(), 128 if self.dim == 3 else 512, self.device)
+        pick = np.random.default_rng(seed).choice(len(vertices), size=min(n, len(vertices)), replace=False)
+        return vertices[pick]
 
     def inside_fraction(self, resolution: int = 48) -> np.ndarray:
         return inside_grid(self.module, resolution)
@@ -384,6 +377,5 @@ __all__ = [
     "grid_points",
     "inside_grid",
     "iou",
-    "project_to_surface",
     "refit",
 ]

@@ -38,6 +38,16 @@ def test_characteristic_targets_are_the_field_where_points_came_from(field):
     np.testing.assert_allclose(sim.next_values(x, dt), field_values(sim.module, back), atol=1e-4)
 
 
+def test_surface_points_lie_on_the_state_level_set(field):
+    sim = Advection(field, OperatorSpec.for_field(field), device="cpu")
+    surface = sim.surface(512, seed=3)
+    assert surface.shape == (512, 2)
+    # Contour vertices interpolate linearly along 1/256-wide edges: on the level set to rounding and the
+    # field's curvature within an edge.
+    assert np.abs(field_values(sim.module, surface)).max() < 1e-3
+    assert sim.metrics(SHAPE)["mean surface distance"] < 0.01
+
+
 def test_full_turn_along_the_characteristics_returns_the_shape(field):
     sim = Advection(field, OperatorSpec.for_field(field), points=16384, batch=4096, device="cpu")
     for _ in range(8):
