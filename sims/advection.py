@@ -37,6 +37,7 @@ from .level_set import (
     grid_points,
     inside_grid,
     iou,
+    jittered_batches,
     module_tensor,
     refit,
 )
@@ -73,9 +74,8 @@ class Advection(LevelSetSimulation):
             raise InputError(f"scheme: expected one of {list(SCHEMES)}, got {scheme!r}")
         if scheme == "characteristics":
             # A fresh batch every optimiser step cannot be memorised, so the refit can take many steps at a
-            # high rate (decaying within the step so that its noise settles); 100 steps of 8192 samples keep
-            # up with a 1/32 turn (BENCHMARKS.md, advection).
-            kwargs = {"points": 65536, "refit_steps": 100, "learning_rate": 1e-2, **kwargs}
+            # high rate, decaying within the step to 1% so that its noise settles (BENCHMARKS.md, advection).
+            kwargs = {"points": 65536, "refit_steps": 200, "learning_rate": 1e-2, **kwargs}
         super().__init__(field, spec, **kwargs)
         self.scheme = scheme
         self.batch = check_count(batch, "batch")
@@ -105,29 +105,23 @@ class Advection(LevelSetSimulation):
     def _advance(self, dt: float) -> None:
         if self.scheme == "taylor":
             return super()._advance(dt)
+        # The state refits to a frozen copy of itself carried dt along the flow, on a fresh jittered batch of
+        # band samples every optimiser step (half of them first carried forward into where the surface moves).
         module = self.module
-        pool = module_tensor(module, band_points(module, self.points, self.band_width, self.seed + self.steps))
         frozen = {name: p.detach().clone() for name, p in module.parameter_dict().items()}
         old = make_struct(module.config, frozen)
-        generator = torch.Generator(device=pool.device).manual_seed(self.seed + self.steps)
+        seed = self.seed + self.steps + 1
+        pool = module_tensor(module, band_points(module, self.points, self.band_width, seed))
         vec = wp.vec3 if self.dim == 3 else wp.vec2
-        targets = torch.empty(self.batch, dtype=torch.float32, device=pool.device)
+        out = torch.empty(self.batch, dtype=torch.float32, device=pool.device)
 
-        def batch(_):
-            pick = torch.randint(len(pool), (self.batch,), generator=generator, device=pool.device)
-            noise = torch.randn(self.batch, self.dim, generator=generator, device=pool.device)
-            x = (pool[pick] + 0.5 * self.band_width * noise).clamp(-1.0, 1.0).contiguous()
-            self._launch_targets(old, wp.from_torch(x, dtype=vec), wp.from_torch(targets), dt, self.batch // 2)
-            return x, targets
+        def targets(x):
+            self._launch_targets(old, wp.from_torch(x, dtype=vec), wp.from_torch(out), dt, self.batch // 2)
+            return out
 
-        _, loss = refit(
-            module,
-            batch,
-            self.refit_steps,
-            self.learning_rate,
-            self.refit_mask,
-            final_lr=0.05 * self.learning_rate,
-        )
+        batches = jittered_batches(pool, self.batch, 0.5 * self.band_width, seed, targets)
+        final_lr = 0.01 * self.learning_rate
+        _, loss = refit(module, batches, self.refit_steps, self.learning_rate, self.refit_mask, final_lr=final_lr)
         self.losses.append(loss)
 
     def _launch_targets(self, struct, points, out, dt, carried: int = 0):

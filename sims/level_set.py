@@ -230,6 +230,20 @@ def coarse_mask(module: HybridModule, max_resolution: int) -> torch.Tensor:
     return mask
 
 
+def jittered_batches(pool: torch.Tensor, size: int, spread: float, seed: int, targets):
+    """A batch source for ``refit``: each call draws ``size`` points of ``pool`` moved by N(0, ``spread``^2)
+    noise (kept in the domain), with ``targets(x)``. Fresh points every optimiser step cannot be memorised."""
+    generator = torch.Generator(device=pool.device).manual_seed(seed)
+
+    def batch(_):
+        pick = torch.randint(len(pool), (size,), generator=generator, device=pool.device)
+        noise = torch.randn(size, pool.shape[1], generator=generator, device=pool.device)
+        x = (pool[pick] + spread * noise).clamp(-1.0, 1.0).contiguous()
+        return x, targets(x)
+
+    return batch
+
+
 def refit(module: HybridModule, batches, steps: int, lr: float, mask: torch.Tensor, optimizer=None, final_lr=None):
     """``steps`` Adam steps of the squared error towards the targets of ``batches(k)`` (a pair of tensors:
     points, targets) on the table entries that ``mask`` selects, warm-started from the current table (and
@@ -291,8 +305,27 @@ class LevelSetSimulation(Simulation):
             coarsest = min(grid.resolution for grid in self.module.config.grids())
             expected = f"expected at least the coarsest level's {coarsest}"
             raise InputError(f"refit_resolution: {expected}, got {refit_resolution}")
+        if not bool(self.refit_mask.all()):
+            self._drop_unmoved_levels()
         self.losses: list[float] = []
         self._targets = wp.zeros(self.points, dtype=float, device=self.device)
+
+    def _drop_unmoved_levels(self) -> None:
+        """The refit moves the grid levels up to ``refit_resolution``; finer ones would hold their part of the
+        shape where it started (0.0035 rms near the fast sphere's surface, more than a step's refit error) and
+        drag the moving surface. So the state starts without them: they are zeroed and the moved levels refitted
+        to the field (200 steps on jittered band batches, as the advection's refit)."""
+        initial = HybridModule(self.module.to_field(), self.device)
+        pool = module_tensor(self.module, band_points(self.module, 65536, self.band_width, self.seed))
+        with torch.no_grad():
+            self.module.table.mul_(self.refit_mask)
+
+        def targets(x):
+            with torch.no_grad():
+                return initial(x)
+
+        batches = jittered_batches(pool, 8192, 0.5 * self.band_width, self.seed, targets)
+        refit(self.module, batches, 200, 1e-2, self.refit_mask, final_lr=1e-4)
 
     @abstractmethod
     def _launch_targets(self, struct, points: wp.array, out: wp.array, dt: float) -> None:
@@ -377,5 +410,6 @@ __all__ = [
     "grid_points",
     "inside_grid",
     "iou",
+    "jittered_batches",
     "refit",
 ]
