@@ -74,8 +74,9 @@ class Advection(LevelSetSimulation):
             raise InputError(f"scheme: expected one of {list(SCHEMES)}, got {scheme!r}")
         if scheme == "characteristics":
             # A fresh batch every optimiser step cannot be memorised, so the refit can take many steps at a
-            # high rate, decaying within the step to 1% so that its noise settles (BENCHMARKS.md, advection).
-            kwargs = {"points": 65536, "refit_steps": 200, "learning_rate": 1e-2, **kwargs}
+            # high rate, decaying within the step to 1% so that its noise settles; a band of 0.05 spends the
+            # samples near the surface (BENCHMARKS.md, level-set simulations).
+            kwargs = {"points": 65536, "refit_steps": 200, "learning_rate": 1e-2, "band_width": 0.05, **kwargs}
         super().__init__(field, spec, **kwargs)
         self.scheme = scheme
         self.batch = check_count(batch, "batch")

@@ -31,8 +31,8 @@ def _add_advection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scheme",
         default="characteristics",
-        help="characteristics (values carried along the flow; refit defaults: 65536 points, 200 steps, lr 1e-2, "
-        "resolution 128) | taylor (second-order step with the operators' gradient and Hessian; curvature-flow "
+        help="characteristics (values carried along the flow; refit defaults: 65536 points, band 0.05, 200 steps, "
+        "lr 1e-2, resolution 128) | taylor (second-order step with the operators' gradient and Hessian; curvature-flow "
         "refit defaults)",
     )
     p.add_argument("--batch", type=int, default=8192, help="samples per refit step of the characteristics scheme")
