@@ -306,19 +306,26 @@ class LevelSetSimulation(Simulation):
             expected = f"expected at least the coarsest level's {coarsest}"
             raise InputError(f"refit_resolution: {expected}, got {refit_resolution}")
         if not bool(self.refit_mask.all()):
-            self._drop_unmoved_levels()
+            self._drop_unmoved_levels(field)
         self.losses: list[float] = []
         self._targets = wp.zeros(self.points, dtype=float, device=self.device)
 
-    def _drop_unmoved_levels(self) -> None:
+    def _drop_unmoved_levels(self, field: HybridField) -> None:
         """The refit moves the grid levels up to ``refit_resolution``; finer ones would hold their part of the
         shape where it started (0.0035 rms near the fast sphere's surface, more than a step's refit error) and
-        drag the moving surface. So the state starts without them: they are zeroed and the moved levels refitted
-        to the field (200 steps on jittered band batches, as the advection's refit)."""
-        initial = HybridModule(self.module.to_field(), self.device)
-        pool = module_tensor(self.module, band_points(self.module, 65536, self.band_width, self.seed))
-        with torch.no_grad():
-            self.module.table.mul_(self.refit_mask)
+        drag the moving surface. So the state starts without them, and the moved levels are refitted to the
+        field (200 steps on jittered band batches, as the advection's refit). The state keeps only the moved
+        levels where they form a level series of their own (every refit then costs about half), and holds the
+        others at zero where they do not."""
+        initial = HybridModule(field, self.device)
+        coarse = field.coarse_levels(self.refit_resolution)
+        if coarse is None:
+            with torch.no_grad():
+                self.module.table.mul_(self.refit_mask)
+        else:
+            self.module = HybridModule(coarse, self.device)
+            self.refit_mask = coarse_mask(self.module, self.refit_resolution)
+        pool = module_tensor(self.module, band_points(initial, 65536, self.band_width, self.seed))
 
         def targets(x):
             with torch.no_grad():

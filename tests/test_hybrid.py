@@ -190,6 +190,34 @@ def test_config_validation():
         HybridField(CONFIGS["hash3"], {**HybridField(CONFIGS["hash3"]).parameters, "w_in": np.zeros((2, 2))})
 
 
+@pytest.mark.parametrize("name", ["hash3", "dense2", "triplane3"])
+def test_coarse_levels_are_the_field_with_the_finer_levels_zeroed(name):
+    field = random_field(CONFIGS[name])
+    resolutions = field.config.resolutions()
+    coarse = field.coarse_levels(resolutions[-2])
+    assert coarse.config.resolutions() == resolutions[:-1]
+    finest = field.config.grids()[-len(field.config.grids()) // field.config.levels]
+    zeroed = {**field.parameters, "table": field.parameters["table"].copy()}
+    zeroed["table"][finest.offset :] = 0.0
+    x = torch.tensor(random_points(500, field.dim), dtype=torch.float64)
+    expected = reference.forward(field.config, reference.as_torch64(zeroed), x)
+    kept = reference.forward(coarse.config, reference.as_torch64(coarse.parameters), x)
+    np.testing.assert_allclose(kept.numpy(), expected.numpy(), rtol=1e-12, atol=1e-12)
+    assert not np.allclose(expected.numpy(), reference.forward(field.config, reference.as_torch64(field.parameters), x))
+    assert field.coarse_levels(resolutions[-1]).config == field.config
+    with pytest.raises(InputError, match="max_resolution"):
+        field.coarse_levels(resolutions[0] - 1)
+
+
+def test_coarse_levels_none_when_fewer_levels_round_to_other_resolutions():
+    config = HybridConfig(
+        dim=2, levels=4, features=2, log2_table=8, base_resolution=4, max_resolution=22, hidden_width=8
+    )
+    assert config.resolutions() == [4, 7, 12, 22]
+    # Three levels from 4 to 12 would be 4, 6, 12.
+    assert HybridField(config).coarse_levels(12) is None
+
+
 def test_dense_and_hashed_levels():
     config = HybridConfig(levels=4, features=2, log2_table=10, base_resolution=4, max_resolution=32)
     dense = [g.dense for g in config.grids()]

@@ -14,7 +14,7 @@ Parameters (float32), shared by every device copy and by the torch bridge:
 - ``w_out``   (1, H), ``b_out`` (1,)
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
@@ -73,6 +73,24 @@ class HybridField(Field):
 
     def parameter_count(self) -> int:
         return int(sum(v.size for v in self.parameters.values()))
+
+    def coarse_levels(self, max_resolution: int) -> "HybridField | None":
+        """This field without its levels finer than ``max_resolution``: the values it has with their table
+        entries zeroed (the decoder's first layer reads no features from them), at a fraction of the cost.
+        None when the kept levels are not a level series of their own (with fewer levels the resolutions
+        would round differently)."""
+        resolutions = self.config.resolutions()
+        kept = sum(1 for resolution in resolutions if resolution <= max_resolution)
+        if kept == 0:
+            raise InputError(
+                f"max_resolution: expected at least the coarsest level's {resolutions[0]}, got {max_resolution}"
+            )
+        config = replace(self.config, levels=kept, max_resolution=resolutions[kept - 1])
+        if config.resolutions() != resolutions[:kept]:
+            return None
+        lengths = {"table": config.table_length, "w_in": config.n_inputs}
+        parameters = {name: array[: lengths.get(name)].copy() for name, array in self.parameters.items()}
+        return HybridField(config, parameters, self.normalization, self.metadata)
 
     def header(self) -> dict:
         return {**super().header(), "config": asdict(self.config), "metadata": self.metadata}
