@@ -75,8 +75,9 @@ class Advection(LevelSetSimulation):
         if scheme == "characteristics":
             # A fresh batch every optimiser step cannot be memorised, so the refit can take many steps at a
             # high rate, decaying within the step to 1% so that its noise settles; a band of 0.05 spends the
-            # samples near the surface (BENCHMARKS.md, level-set simulations).
-            kwargs = {"points": 65536, "refit_steps": 200, "learning_rate": 1e-2, "band_width": 0.05, **kwargs}
+            # samples near the surface. What a step leaves behind shrinks with the refit's steps (0.0014 of
+            # surface distance after one step with 200, 0.0010 with 400; BENCHMARKS.md, level-set simulations).
+            kwargs = {"points": 65536, "refit_steps": 400, "learning_rate": 1e-2, "band_width": 0.05, **kwargs}
         super().__init__(field, spec, **kwargs)
         self.scheme = scheme
         self.batch = check_count(batch, "batch")

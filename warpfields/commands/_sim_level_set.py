@@ -31,7 +31,7 @@ def _add_advection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scheme",
         default="characteristics",
-        help="characteristics (values carried along the flow; refit defaults: 65536 points, band 0.05, 200 steps, "
+        help="characteristics (values carried along the flow; refit defaults: 65536 points, band 0.05, 400 steps, "
         "lr 1e-2, resolution 128) | taylor (second-order step with the operators' gradient and Hessian; curvature-flow "
         "refit defaults)",
     )
