@@ -15,9 +15,9 @@ import time
 import numpy as np
 import torch
 
-from sims.base import print_summary
-from sims.level_set import coarse_mask, refit
 from warpfields.io.fieldfile import load_field
+from warpfields.sims.base import print_summary
+from warpfields.sims.level_set import coarse_mask, refit
 from warpfields.torch import HybridModule
 
 

@@ -18,13 +18,13 @@ import math
 from tqdm import tqdm
 
 import warpfields
-from sims.advection import Advection
-from sims.base import print_summary
-from sims.curvature_flow import CurvatureFlow, collapse_time, law_radius
 from warpfields.fields.hybrid import preset_config
 from warpfields.io.fieldfile import load_field
 from warpfields.ops import OperatorSpec
 from warpfields.ops.host import DEFAULT_K
+from warpfields.sims.advection import Advection
+from warpfields.sims.base import print_summary
+from warpfields.sims.curvature_flow import CurvatureFlow, collapse_time, law_radius
 from warpfields.targets import load_target
 from warpfields.torch.train import settings_for, train_field
 

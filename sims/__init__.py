@@ -1,4 +1,5 @@
-"""Simulations built on warpfields: collision (``sims.collision``), with the shared framework in ``sims.base``."""
+"""Simulations built on warpfields (shipped as ``warpfields.sims``): collision, curvature flow, advection,
+with the shared framework in ``base``."""
 
 from .base import Simulation, SimulationError, format_table, print_summary
 

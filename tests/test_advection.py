@@ -9,9 +9,9 @@ from warpfields.errors import InputError
 from warpfields.ops import OperatorSpec
 
 pytest.importorskip("warpfields.fields.hybrid")
-from sims.advection import Advection  # noqa: E402
-from sims.level_set import field_values, inside_grid, iou  # noqa: E402
 from warpfields.fields.hybrid import preset_config  # noqa: E402
+from warpfields.sims.advection import Advection  # noqa: E402
+from warpfields.sims.level_set import field_values, inside_grid, iou  # noqa: E402
 from warpfields.torch.train import TRAIN_PRESETS, train_field  # noqa: E402
 
 SHAPE = warpfields.circle(0.3, center=(0.35, 0.0))

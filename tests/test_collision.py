@@ -5,12 +5,12 @@ import pytest
 from pxr import Usd, UsdGeom
 
 import warpfields as wf
-from sims.base import SimulationError, format_table
-from sims.collision import CollisionScene, ad_operator, compare_runs
 from warpfields.cli import main
 from warpfields.errors import InputError
 from warpfields.io.usd import StageRecorder, validation_errors
 from warpfields.ops import OperatorSpec
+from warpfields.sims.base import SimulationError, format_table
+from warpfields.sims.collision import CollisionScene, ad_operator, compare_runs
 
 SPHERE = wf.sphere(0.5)
 DT = 1.0 / 600.0

@@ -8,9 +8,9 @@ from warpfields.geometry import evaluate_values
 from warpfields.ops import OperatorSpec, gradient
 
 pytest.importorskip("warpfields.fields.hybrid")
-from sims.curvature_flow import CurvatureFlow, collapse_time, enclosed_radius, law_radius  # noqa: E402
-from sims.level_set import field_values  # noqa: E402
 from warpfields.fields.hybrid import HybridField, preset_config  # noqa: E402
+from warpfields.sims.curvature_flow import CurvatureFlow, collapse_time, enclosed_radius, law_radius  # noqa: E402
+from warpfields.sims.level_set import field_values  # noqa: E402
 from warpfields.torch.train import TRAIN_PRESETS, train_field  # noqa: E402
 
 

@@ -35,8 +35,8 @@ def _section(title: str) -> None:
 
 
 def run_demo(out: str | Path, preset: str = "fast", mesh: str = "bunny", seed: int = 0, device=None) -> Path:
-    from sims.base import surface_mesh
-    from sims.collision import CollisionScene, compare_runs
+    from warpfields.sims.base import surface_mesh
+    from warpfields.sims.collision import CollisionScene, compare_runs
 
     from . import render
     from .evaluate import Row, evaluate_rows, format_table, reference_on_surface, rows_to_json

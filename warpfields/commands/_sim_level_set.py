@@ -1,6 +1,4 @@
-"""The level-set scenes of ``warpfields sim``: ``curvature-flow`` and ``advection`` (state: a hybrid field).
-
-Importing this module registers them; ``warpfields.commands.sim`` imports it before building its parser."""
+"""The level-set scenes of ``warpfields sim``: ``curvature-flow`` and ``advection`` (state: a hybrid field)."""
 
 from __future__ import annotations
 
@@ -8,10 +6,13 @@ import argparse
 import math
 
 from ..errors import InputError
-from .sim import check_common_arguments, operator_from_args, register_scene, settings
+from ._sim_common import check_common_arguments, operator_from_args, settings
+
+CURVATURE_FLOW_HELP = "mean curvature flow of the field's zero level set"
+ADVECTION_HELP = "the field advected by a rotation or a reversible deformation (one turn / one period over the run)"
 
 
-def _add_level_set_arguments(p: argparse.ArgumentParser) -> None:
+def add_level_set_arguments(p: argparse.ArgumentParser) -> None:
     # The refit's defaults are the scene's own (the classes' keyword defaults): only given values are passed.
     p.add_argument("--points", type=int, default=None, help="band samples per step (curvature flow 4096)")
     p.add_argument("--band", type=float, default=0.1, help="half width of the sampled band, field units (default 0.1)")
@@ -23,8 +24,8 @@ def _add_level_set_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default="tiny", help="hybrid preset fitted first when --field is analytic (default tiny)")
 
 
-def _add_advection_arguments(p: argparse.ArgumentParser) -> None:
-    _add_level_set_arguments(p)
+def add_advection_arguments(p: argparse.ArgumentParser) -> None:
+    add_level_set_arguments(p)
     p.add_argument("--velocity", default="rotation", help="rotation | deformation (default rotation)")
     p.add_argument("--axis", type=float, nargs=3, default=(0.0, 0.0, 1.0), help="rotation axis (default 0 0 1)")
     p.add_argument("--center", type=float, nargs="+", default=None, help="rotation centre (default the origin)")
@@ -68,8 +69,8 @@ def _common(args: argparse.Namespace) -> dict:
 
 
 def _run(args, scene, rows, metrics=None) -> int:
-    from sims.base import print_summary
     from warpfields.io.usd import StageRecorder
+    from warpfields.sims.base import print_summary
 
     scene.substeps = args.substeps
     with StageRecorder(args.out, fps=1.0 / args.dt, metadata={"scene": scene.name, **settings(args)}) as recorder:
@@ -82,8 +83,8 @@ def _run(args, scene, rows, metrics=None) -> int:
     return 0
 
 
-def _run_curvature_flow(args: argparse.Namespace) -> int:
-    from sims.curvature_flow import CurvatureFlow, law_radius
+def run_curvature_flow(args: argparse.Namespace) -> int:
+    from warpfields.sims.curvature_flow import CurvatureFlow, law_radius
 
     check_common_arguments(args)
     field, _ = _state_field(args)
@@ -104,8 +105,8 @@ def _run_curvature_flow(args: argparse.Namespace) -> int:
     return _run(args, scene, rows, metrics)
 
 
-def _run_advection(args: argparse.Namespace) -> int:
-    from sims.advection import Advection
+def run_advection(args: argparse.Namespace) -> int:
+    from warpfields.sims.advection import Advection
 
     check_common_arguments(args)
     field, shape = _state_field(args)
@@ -126,14 +127,3 @@ def _run_advection(args: argparse.Namespace) -> int:
     )
     rows = [("field", args.field), ("method", spec.method), ("velocity", args.velocity)]
     return _run(args, scene, rows, (lambda: scene.metrics(shape)) if shape is not None else None)
-
-
-register_scene(
-    "curvature-flow", "mean curvature flow of the field's zero level set", _add_level_set_arguments, _run_curvature_flow
-)
-register_scene(
-    "advection",
-    "the field advected by a rotation or a reversible deformation (one turn / one period over the run)",
-    _add_advection_arguments,
-    _run_advection,
-)
