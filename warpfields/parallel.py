@@ -10,7 +10,6 @@ Every shardable kernel takes ``start: int`` as its first argument and works on i
 """
 
 import os
-import threading
 import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +18,10 @@ from typing import Any
 import numpy as np
 import warp as wp
 
+from .errors import InputError
+from .runtime import build_lock, check_launch_size, get_device
+
 _MIN_SHARD = 2048
-_load_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _specialized: dict = {}
 
@@ -29,13 +30,19 @@ def cpu_threads() -> int:
     """Threads used for CPU launches: ``WARPFIELDS_THREADS`` or the core count."""
     env = os.environ.get("WARPFIELDS_THREADS")
     if env:
-        return max(1, int(env))
+        try:
+            threads = int(env)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise InputError(f"WARPFIELDS_THREADS={env!r}: expected a whole number of threads >= 1")
+        return threads
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def shard_count(n: int, device, threads: int | None = None) -> int:
     """How many shards a batch of ``n`` is split into on ``device``."""
-    device = wp.get_device(device)
+    device = get_device(device)
     if not device.is_cpu:
         return 1
     threads = cpu_threads() if threads is None else max(1, threads)
@@ -100,8 +107,9 @@ def locality_order(points: wp.array) -> wp.array:
 
 def _executor() -> ThreadPoolExecutor:
     global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(2, cpu_threads()), thread_name_prefix="warpfields")
+    with build_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(2, cpu_threads()), thread_name_prefix="warpfields")
     return _pool
 
 
@@ -116,23 +124,23 @@ def specialize(kernel: wp.Kernel, args: Sequence) -> wp.Kernel:
         return kernel
     arg_types = tuple(kernel.infer_argument_types(list(args)))
     key = (kernel, arg_types)
-    if key not in _specialized:
-        func = kernel.func
-        concrete = types.FunctionType(
-            func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
-        )
-        concrete.__annotations__ = dict(zip([a.label for a in kernel.adj.args], arg_types))
-        concrete.__qualname__ = func.__qualname__
-        concrete.__module__ = func.__module__
-        _specialized[key] = wp.kernel(concrete, enable_backward=False, module="unique")
-    return _specialized[key]
+    with build_lock:
+        if key not in _specialized:
+            func = kernel.func
+            concrete = types.FunctionType(
+                func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
+            )
+            concrete.__annotations__ = dict(zip([a.label for a in kernel.adj.args], arg_types))
+            concrete.__qualname__ = func.__qualname__
+            concrete.__module__ = func.__module__
+            _specialized[key] = wp.kernel(concrete, enable_backward=False, module="unique")
+        return _specialized[key]
 
 
 def _resolve(kernel: wp.Kernel, args: Sequence, device) -> wp.Kernel:
     # Specialise and compile once, before threads race to it.
-    with _load_lock:
+    with build_lock:
         kernel = specialize(kernel, args)
-        device = wp.get_device(device)
         kernel.module.load(device, block_dim=1 if device.is_cpu else 256)
     return kernel
 
@@ -150,7 +158,8 @@ def launch(
     returns it (for kernels that write into a per-shard reduction buffer). Returns the
     number of shards used.
     """
-    device = wp.get_device(device)
+    device = get_device(device)
+    check_launch_size("launch size", n)
     shards = shard_count(n, device, threads)
     args_of = inputs if callable(inputs) else (lambda _s: inputs)
     if n == 0:

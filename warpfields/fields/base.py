@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
-import warp as wp
+
+from ..runtime import build_lock, get_device
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,11 @@ class Field(ABC):
         return None
 
     def warp(self, device=None):
-        device = wp.get_device(device)
-        key = device.alias
-        if key not in self._structs:
-            self._structs[key] = self._make_struct(device)
-        return self._structs[key]
+        device = get_device(device)
+        with build_lock:
+            if device.alias not in self._structs:
+                self._structs[device.alias] = self._make_struct(device)
+            return self._structs[device.alias]
 
     def invalidate(self) -> None:
         """Forget cached device structs (after parameters were replaced)."""
