@@ -106,7 +106,7 @@ def check_memory(what: str, count: int, bytes_each: float, device=None) -> None:
     for place, free in places:
         if free is not None and need > free:
             raise InputError(
-                f"{what}: {count} would need about {format_bytes(need)} ({format_bytes(bytes_each)} each), "
+                f"{what}: {count} need about {format_bytes(need)} ({format_bytes(bytes_each)} each), "
                 f"more than the {format_bytes(free)} free on {place}"
             )
 

@@ -336,11 +336,15 @@ def _is_torch(points) -> bool:
     return type(points).__module__.startswith("torch")
 
 
-def _bytes_per_point(quantity: str, dim: int) -> int:
+def result_size(quantity: str, dim: int) -> int:
+    """Numbers per point in the result of ``quantity``."""
+    return {"gradient": dim, "normal": dim, "hessian": dim * dim}.get(_normalize_quantity(quantity), 1)
+
+
+def bytes_per_point(quantity: str, dim: int) -> int:
     """What a query allocates per point: the points in float32 (the caller's copy converted, and the copy
     on the device), the locality sort's keys and indices (16 B), the result on the device and on the host."""
-    result = {"value": 1, "gradient": dim, "normal": dim, "hessian": dim * dim}.get(quantity, 1)
-    return 2 * 4 * dim + 16 + 2 * 4 * result
+    return 2 * 4 * dim + 16 + 2 * 4 * result_size(quantity, dim)
 
 
 class _Points:
@@ -394,7 +398,7 @@ def _prepare_points(points, dim: int, quantity: str, device) -> tuple[_Points, w
         else:
             xs = None
         if xs is not None:
-            check_memory("points", xs.shape[0], _bytes_per_point(quantity, dim), device)
+            check_memory("points", xs.shape[0], bytes_per_point(quantity, dim), device)
             return _Points(xs if xs.device == device else xs.to(device), "warp", points, vectors), device
         host, kind, like = _host_points(points.numpy(), dim), "warp", points
     elif _is_torch(points):
@@ -404,14 +408,14 @@ def _prepare_points(points, dim: int, quantity: str, device) -> tuple[_Points, w
         if points.is_complex() or not (points.is_floating_point() or points.dtype.is_signed):
             raise InputError(f"points must be real numbers, got dtype {points.dtype}")
         check_launch_size("points", points.shape[0])
-        check_memory("points", points.shape[0], _bytes_per_point(quantity, dim), device)
+        check_memory("points", points.shape[0], bytes_per_point(quantity, dim), device)
         tensor = points.detach().to(device=wp.device_to_torch(device)).float().contiguous()
         return _Points(wp.from_torch(tensor, dtype=vec_d), "torch", points, tensor=tensor), device
     else:
         device = get_device(device)
         host, kind, like = _host_points(np.asarray(points), dim), "numpy", points
     check_launch_size("points", host.shape[0])
-    check_memory("points", host.shape[0], _bytes_per_point(quantity, dim), device)
+    check_memory("points", host.shape[0], bytes_per_point(quantity, dim), device)
     xs = wp.array(host.astype(np.float32), dtype=vec_d, device=device)
     return _Points(xs, kind, like, kind == "warp" and like.ndim == 1), device
 
@@ -543,6 +547,7 @@ __all__ = [
     "SIGMA_PER_CELL",
     "STENCILS",
     "OperatorSpec",
+    "bytes_per_point",
     "default_h",
     "default_sigma",
     "gradient",
@@ -553,6 +558,7 @@ __all__ = [
     "normal",
     "polyfit_offsets",
     "query",
+    "result_size",
     "scale_range",
     "value",
 ]
