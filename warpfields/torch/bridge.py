@@ -141,7 +141,7 @@ def _value_gradient_kernel(
 
 def _sharded_parameter_gradients(module: HybridModule, n: int, kernel: wp.Kernel, args: list) -> dict:
     """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers."""
-    shards = parallel.shard_count(n, module.warp_device)
+    shards = parallel.reduction_shard_count(n, module.warp_device)
     shard_grads = [{k: torch.zeros_like(v) for k, v in module.parameter_dict().items()} for _ in range(shards)]
     shard_structs = [make_struct(module.config, g) for g in shard_grads]
     field_struct = module.warp_struct()
