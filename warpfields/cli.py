@@ -107,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: error: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as interruption:
-            print(f"{name}: {_after_interruption(out, before)}", file=sys.stderr)
-            return 128 + (signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
+            status = 128 + (signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
+        # Out of the handler the interrupted frames are released, and their progress bars end their lines.
+        print(f"{name}: {_after_interruption(out, before)}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ mutates the overload tables of the protocol functions that other threads may be 
 two threads making their first query at once built two runtimes and two copies of a
 field's struct type, one of them without its overloads. Warp is therefore initialised
 here, once, at import (imports are serialised by Python), and every cache of generated
-Warp code (struct types, overloads, kernels) fills under ``build_lock``.
+Warp code (struct types, overloads, kernels) and of per-device field objects fills under
+``build_lock``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from .errors import InputError
 wp.init()
 
 build_lock = threading.RLock()
-"""Held while Warp code is generated, registered, specialised or loaded (reentrant: generators nest)."""
+"""Held while Warp code is generated, registered, specialised or loaded and while per-device caches fill
+(reentrant: generators nest)."""
 
 
 def get_device(device=None):
@@ -88,11 +90,12 @@ def available_bytes(device=None) -> int | None:
 
 
 def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    power = 0
+    while abs(n) >= 1024 and power < len(units) - 1:
         n /= 1024
-    return f"{n:.1f} PiB"
+        power += 1
+    return f"{n:.0f} B" if power == 0 else f"{n:.1f} {units[power]}"
 
 
 def check_memory(what: str, count: int, bytes_each: float, device=None) -> None:

@@ -405,7 +405,7 @@ def _prepare_points(points, dim: int, quantity: str, device) -> tuple[_Points, w
         device = wp.device_from_torch(points.device) if device is None else get_device(device)
         if points.ndim != 2 or points.shape[1] != dim:
             raise InputError(f"points must have shape (N, {dim}) to match the {dim}D field, got {tuple(points.shape)}")
-        if points.is_complex() or not (points.is_floating_point() or points.dtype.is_signed):
+        if points.is_complex() or str(points.dtype) == "torch.bool":
             raise InputError(f"points must be real numbers, got dtype {points.dtype}")
         check_launch_size("points", points.shape[0])
         check_memory("points", points.shape[0], bytes_per_point(quantity, dim), device)
