@@ -84,7 +84,7 @@ class Advection(LevelSetSimulation):
         self.trace_steps = check_count(trace_steps, "trace_steps")
         if velocity not in FLOWS:
             raise InputError(f"velocity: expected one of {sorted(FLOWS)}, got {velocity!r}")
-        spec.check("hessian" if scheme == "taylor" else "normal", self.dim)
+        spec.check("hessian" if scheme == "taylor" else "normal", self.dim, field)
         axis = np.asarray(axis, dtype=np.float64)
         if axis.shape != (3,) or not np.linalg.norm(axis) > 0:
             raise InputError(f"axis: expected a non-zero 3-vector, got {axis.tolist()}")

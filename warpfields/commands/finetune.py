@@ -22,6 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..errors import InputError
     from ..io.atomic import check_output_path
     from ..io.fieldfile import load_field, save_field
     from ..targets import load_target
@@ -40,6 +41,11 @@ def run(args) -> int:
         h=args.h,
     )
     field = load_field(args.field)
+    if field.kind != "hybrid":
+        raise InputError(
+            f"field {args.field!r}: fine-tuning needs a hybrid field file; this is a field of kind {field.kind!r} "
+            f"(make one with: warpfields train {args.field} --out FIELD.wfield)"
+        )
     mesh = load_target(args.mesh) if args.mesh else None
     provenance = {"original_file": str(args.field), "original_sha256": file_digest(args.field)}
     tuned, report = finetune_field(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import warp as wp
 
+from ..runtime import build_lock
 from . import analytic
 from .hybrid_config import PARAMETER_NAMES, HybridConfig
 from .hybrid_encoding import PAIR_INDEX, Encoding, make_encoding
@@ -46,9 +47,10 @@ _GENERATED: dict[str, Generated] = {}
 
 def generated(config: HybridConfig) -> Generated:
     key = config.key()
-    if key not in _GENERATED:
-        _GENERATED[key] = _generate(config)
-    return _GENERATED[key]
+    with build_lock:
+        if key not in _GENERATED:
+            _GENERATED[key] = _generate(config)
+        return _GENERATED[key]
 
 
 def _make_struct(config: HybridConfig, vec_hidden) -> type:

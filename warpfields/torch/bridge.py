@@ -3,7 +3,8 @@
 The value and its parameter/input gradients are Warp kernels with hand-written adjoints
 (``warpfields.fields.hybrid``); Warp's generated adjoints are not used. The backward pass
 accumulates parameter gradients into one buffer per CPU shard and sums them, because
-atomics are not atomic across concurrent CPU launches.
+atomics are not atomic across concurrent CPU launches. On a GPU the kernels run on the
+stream torch is using, in order with the torch work around them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import InputError
 from ..fields.analytic import field_gradient, field_value
 from ..fields.hybrid import PARAMETER_NAMES, HybridField, generated, make_struct
 from ..fields.hybrid_gradient import gradient_backward_kernel
+from ..runtime import torch_stream
 
 
 def torch_device(device) -> torch.device:
@@ -83,7 +85,8 @@ class _HybridValue(torch.autograd.Function):
         device = module.warp_device
         out = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
         xs = wp.from_torch(x, dtype=_vec(module.config.dim))
-        parallel.launch(gen.value_kernel, x.shape[0], [module.warp_struct(), xs, wp.from_torch(out)], device)
+        with torch_stream(device):
+            parallel.launch(gen.value_kernel, x.shape[0], [module.warp_struct(), xs, wp.from_torch(out)], device)
         ctx.module = module
         ctx.save_for_backward(x)
         return out
@@ -109,7 +112,8 @@ class _HybridGradient(torch.autograd.Function):
             wp.from_torch(values),
             wp.from_torch(gradients, dtype=vec),
         ]
-        parallel.launch(_value_gradient_kernel, x.shape[0], args, device)
+        with torch_stream(device):
+            parallel.launch(_value_gradient_kernel, x.shape[0], args, device)
         ctx.module = module
         ctx.save_for_backward(x)
         return gradients
@@ -137,11 +141,12 @@ def _value_gradient_kernel(
 
 def _sharded_parameter_gradients(module: HybridModule, n: int, kernel: wp.Kernel, args: list) -> dict:
     """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers."""
-    shards = parallel.shard_count(n, module.warp_device)
+    shards = parallel.reduction_shard_count(n, module.warp_device)
     shard_grads = [{k: torch.zeros_like(v) for k, v in module.parameter_dict().items()} for _ in range(shards)]
     shard_structs = [make_struct(module.config, g) for g in shard_grads]
     field_struct = module.warp_struct()
-    parallel.launch(kernel, n, lambda s: [field_struct, shard_structs[s], *args], module.warp_device)
+    with torch_stream(module.warp_device):
+        parallel.launch(kernel, n, lambda s: [field_struct, shard_structs[s], *args], module.warp_device)
     return reduce_shards(shard_grads)
 
 
