@@ -331,12 +331,10 @@ def mean_curvature(
 
 @functools.cache
 def _offsets_kernel(dim: int) -> wp.Kernel:
-    offset = funcs.STENCIL_OFFSET[dim]
-
     @wp.kernel(enable_backward=False, module="unique")
     def offsets_kernel(seed: int, stencil: int, offsets: wp.array(dtype=Any), weights: wp.array(dtype=float)):
         i = wp.tid()
-        u, w = wp.static(offset)(seed, stencil, i)
+        u, w = funcs.stencil_offset(wp.vector(length=dim, dtype=float), seed, stencil, i)
         offsets[i] = u
         weights[i] = w
 
