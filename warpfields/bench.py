@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import warp as wp
 
-from . import ops
+from . import geometry, ops
 from .fields.hybrid import HybridField, preset_config
 from .io.fieldfile import save_field
 from .parallel import cpu_threads
@@ -115,12 +115,14 @@ def _train_figures(field: HybridField, preset: str, train_steps: int, device, fi
 
     from .fields.shapes import sphere
     from .torch import HybridModule
-    from .torch.train import TRAIN_PRESETS, fit_module, training_points
+    from .torch.train import TRAIN_PRESETS, fit_module
 
     settings = TRAIN_PRESETS[preset]
     target = sphere()
     started = time.perf_counter()
-    pool_x, pool_y = training_points(target, settings.pool_size, settings, 0, device)
+    pool_x, pool_y = geometry.sample_training_points(
+        target, settings.pool_size, 0, settings.surface_share, settings.near_share, settings.noise_scales, device
+    )
     sampling_seconds = time.perf_counter() - started
     module = HybridModule(HybridField(field.config, seed=0), device=device)
     pool_x, pool_y = torch.from_numpy(pool_x).to(module.table.device), torch.from_numpy(pool_y).to(module.table.device)
