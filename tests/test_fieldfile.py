@@ -9,8 +9,11 @@ import warpfields as wf
 from warpfields.cli import main
 from warpfields.errors import InputError
 from warpfields.fields.base import Field, Normalization
+from warpfields.fields.hybrid import HybridField, preset_config
+from warpfields.fields.mesh_sdf import MeshSDF
 from warpfields.io import fieldfile
 from warpfields.io.fieldfile import FIELD_KINDS, load_field, read_header, register_kind, save_field
+from warpfields.io.mesh import Mesh
 
 
 class FakeField(Field):
@@ -85,9 +88,8 @@ def test_register_kind(monkeypatch):
 
 
 def test_hybrid_round_trip(tmp_path):
-    hybrid = pytest.importorskip("warpfields.fields.hybrid")
-    config = pytest.importorskip("warpfields.fields.hybrid_config").preset_config("tiny", dim=2, encoding="dense")
-    field = hybrid.HybridField(config, seed=5, metadata={"training": {"seed": 5}})
+    config = preset_config("tiny", dim=2, encoding="dense")
+    field = HybridField(config, seed=5, metadata={"training": {"seed": 5}})
     save_field(field, tmp_path / "h.wfield")
     loaded = load_field(tmp_path / "h.wfield")
     assert loaded.header() == field.header()
@@ -156,12 +158,9 @@ def test_truncated_and_damaged_files(tmp_path, fake_kind):
 def test_save_errors_leave_nothing(tmp_path, fake_kind):
     with pytest.raises(InputError, match="does not exist"):
         save_field(wf.sphere(), tmp_path / "missing" / "f.wfield")
-    mesh_sdf = pytest.importorskip("warpfields.fields.mesh_sdf")
-    from warpfields.io.mesh import Mesh
-
     triangle = Mesh(np.eye(3), np.array([[0, 1, 2]], dtype=np.int32))
     with pytest.raises(InputError, match="mesh field cannot be saved"):
-        save_field(mesh_sdf.MeshSDF(triangle), tmp_path / "m.wfield")
+        save_field(MeshSDF(triangle), tmp_path / "m.wfield")
     with pytest.raises(InputError, match="array 'table' \\(object\\) cannot be stored"):
         save_field(FakeField({"table": np.array([{}], dtype=object)}), tmp_path / "o.wfield")
     assert list(tmp_path.iterdir()) == []

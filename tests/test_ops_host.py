@@ -220,11 +220,8 @@ def test_unknown_quantity_and_bad_spec_type():
 
 
 def test_hybrid_field_polyfit_agrees_with_ad_where_smooth():
-    hybrid = pytest.importorskip("warpfields.fields.hybrid")
-    config = hybrid.HybridConfig(
-        levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8
-    )
-    field = hybrid.HybridField(config, seed=1)
+    config = HybridConfig(levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8)
+    field = HybridField(config, seed=1)
     points = np.random.default_rng(0).uniform(-0.9, 0.9, (256, 3)).astype(np.float32)
     assert ops.default_sigma(field) == pytest.approx(ops.SIGMA_PER_CELL * field.finest_cell)
     exact = ops.gradient(field, points, method="ad")

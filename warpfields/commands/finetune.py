@@ -1,13 +1,14 @@
 """``warpfields finetune FIELD --out TUNED``: make the field's plain autodiff gradient accurate."""
 
-PRESET_NAMES = ("tiny", "fast", "paper")
+from ..fields.hybrid_config import PRESETS
+from ..ops.host import STENCILS
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("finetune", help="self-supervised fine-tuning of a hybrid field's gradient")
     p.add_argument("field", help="hybrid field file")
     p.add_argument("--out", required=True, help="tuned field file to write")
-    p.add_argument("--preset", default="fast", choices=PRESET_NAMES)
+    p.add_argument("--preset", default="fast", choices=sorted(PRESETS))
     p.add_argument("--target", default=None, choices=("polyfit", "fd", "mesh"), help="where target normals come from")
     p.add_argument("--mesh", default=None, help="mesh (or shape word) for --target mesh")
     p.add_argument("--w", type=float, default=None, help="weight of the normal term (paper: 1)")
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--k", type=int, default=None, help="polyfit samples for the targets")
     p.add_argument("--sigma", type=float, default=None, help="polyfit scale for the targets (field units)")
-    p.add_argument("--stencil", default=None, choices=("gauss", "antithetic", "cubature"))
+    p.add_argument("--stencil", default=None, choices=list(STENCILS))
     p.add_argument("--h", type=float, default=None, help="finite-difference step for --target fd")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)

@@ -1,17 +1,17 @@
 """``warpfields query FIELD --points P.npy --quantity Q --method M --out OUT.npy``."""
 
-QUANTITIES = ("value", "gradient", "normal", "hessian", "laplacian", "mean-curvature")
+from ..ops.host import METHODS, QUANTITIES, STENCILS
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("query", help="derivatives of a field at your points (.npy in, .npy out)")
     p.add_argument("field", help="field file, or an analytic shape word")
     p.add_argument("--points", required=True, help=".npy file of shape (N, dim), float32 or float64")
-    p.add_argument("--quantity", required=True, choices=QUANTITIES)
-    p.add_argument("--method", default="polyfit", choices=("ad", "fd", "polyfit"))
+    p.add_argument("--quantity", required=True, choices=[q.replace("_", "-") for q in QUANTITIES])
+    p.add_argument("--method", default="polyfit", choices=list(METHODS))
     p.add_argument("--k", type=int, default=None, help="polyfit samples (default 32, at most 4096)")
     p.add_argument("--sigma", type=float, default=None, help="polyfit scale, in the points' units")
-    p.add_argument("--stencil", default="cubature", choices=("gauss", "antithetic", "cubature"))
+    p.add_argument("--stencil", default="cubature", choices=list(STENCILS))
     p.add_argument("--h", type=float, default=None, help="finite-difference step, in the points' units")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -503,14 +503,12 @@ def _offsets_kernel(dim: int) -> wp.Kernel:
 
 
 def _make_offsets_kernel(dim: int) -> wp.Kernel:
-    offset = funcs.STENCIL_OFFSET[dim]
-
     @wp.kernel(enable_backward=False, module="unique")
     def offsets_kernel(
         start: int, seed: int, stencil: int, offsets: wp.array(dtype=Any), weights: wp.array(dtype=float)
     ):
         i = start + wp.tid()
-        u, w = wp.static(offset)(seed, stencil, i)
+        u, w = funcs.stencil_offset(wp.vector(length=dim, dtype=float), seed, stencil, i)
         offsets[i] = u
         weights[i] = w
 

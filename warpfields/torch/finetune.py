@@ -23,7 +23,6 @@ from ..errors import InputError
 from ..fields.base import Field
 from ..fields.hybrid import HybridField
 from .bridge import HybridModule, torch_device
-from .train import TrainSettings, training_points
 
 TARGETS = ("polyfit", "fd", "mesh")
 
@@ -115,8 +114,7 @@ def finetune_field(
     device = wp.get_device(device)
     tdev = torch_device(device)
     started = time.perf_counter()
-    pool_settings = TrainSettings(steps=1, batch_size=settings.batch_size, pool_size=settings.pool_size)
-    points, original_values = training_points(field, settings.pool_size, pool_settings, seed, device)
+    points, original_values = geometry.sample_training_points(field, settings.pool_size, seed, device=device)
     normals = target_normals(field, points, settings, mesh, seed, device)
     keep = np.isfinite(normals).all(axis=1)
     pool_x = torch.from_numpy(points[keep]).to(tdev)

@@ -46,21 +46,6 @@ TRAIN_PRESETS = {
 }
 
 
-def training_points(target: Field, n: int, settings: TrainSettings, seed: int, device=None):
-    """Points like the paper's: on the surface, near it (two noise scales), and uniform in the domain."""
-    rng = np.random.default_rng(seed)
-    n_surface = int(n * settings.surface_share)
-    n_near = int(n * settings.near_share)
-    n_uniform = n - n_surface - n_near
-    surface = geometry.surface_points(target, n_surface + n_near, seed, device)
-    scales = np.where(np.arange(n_near) % 2 == 0, *settings.noise_scales)[:, None]
-    near = surface[n_surface:] + rng.normal(size=(n_near, target.dim)) * scales
-    uniform = rng.uniform(-1.0, 1.0, size=(n_uniform, target.dim))
-    points = np.clip(np.concatenate([surface[:n_surface], near, uniform]), -1.0, 1.0).astype(np.float32)
-    values = geometry.evaluate_values(target, points, device).astype(np.float32)
-    return points, values
-
-
 def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 100_000) -> dict:
     """Mean |f - sdf| on points within 0.005 of the surface, and (3D) the two-sided distance of the level sets
     (infinite when the field has no zero level set yet)."""
@@ -121,7 +106,9 @@ def train_field(
     tdev = torch_device(device)
     torch.manual_seed(seed)
     started = time.perf_counter()
-    points, values = training_points(target, settings.pool_size, settings, seed, device)
+    points, values = geometry.sample_training_points(
+        target, settings.pool_size, seed, settings.surface_share, settings.near_share, settings.noise_scales, device
+    )
     pool_x = torch.from_numpy(points).to(tdev)
     pool_y = torch.from_numpy(values).to(tdev)
     sampling_seconds = time.perf_counter() - started
