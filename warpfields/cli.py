@@ -10,7 +10,7 @@ import pkgutil
 import sys
 
 from . import commands
-from .errors import InputError
+from .errors import InputError, JobError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as error:
+    except (InputError, JobError) as error:
         print(f"warpfields {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(error, InputError) else 1
 
 
 if __name__ == "__main__":

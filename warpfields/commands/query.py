@@ -44,15 +44,25 @@ def load_points(path: str, dim: int):
 
 
 def run(args) -> int:
+    from ..distributed import run_command
+
+    return run_command(args, run_rank)
+
+
+def run_rank(args, ranks) -> int:
+    """The command on each rank of a job (one rank without ``torchrun``): each rank computes a block of the
+    points, rank 0 gathers them and writes."""
     import numpy as np
 
     from ..io.atomic import atomic_path, check_output_path
     from ..io.fieldfile import load_field
-    from ..ops.host import DEFAULT_K, OperatorSpec, query
+    from ..ops.host import DEFAULT_K, OperatorSpec
 
-    check_output_path(args.out, "output")
-    field = load_field(args.field)
-    points = load_points(args.points, field.dim)
+    with ranks.checkpoint():
+        if ranks.rank == 0:
+            check_output_path(args.out, "output")
+        field = load_field(args.field)
+        points = load_points(args.points, field.dim)
     quantity = args.quantity.replace("-", "_")
     scale = 1.0 if args.field_coordinates else field.normalization.scale
     x = points if args.field_coordinates else field.normalization.to_field(points)
@@ -65,7 +75,10 @@ def run(args) -> int:
         sigma=None if args.sigma is None else args.sigma * scale,
         h=None if args.h is None else args.h * scale,
     )
-    result = np.asarray(query(field, x.astype(np.float32), quantity, spec, device=args.device), dtype=np.float64)
+    result = ranks.query(field, x.astype(np.float32), quantity, spec, device=args.device)
+    if ranks.rank != 0:
+        return 0
+    result = np.asarray(result, dtype=np.float64)
     # Field coordinates are (p - center) * scale and an SDF in original units is f / scale:
     # values divide by scale, gradients are unchanged, second derivatives multiply by it.
     unit = {"value": 1.0 / scale, "gradient": 1.0, "normal": 1.0}.get(quantity, scale)

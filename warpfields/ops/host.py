@@ -6,8 +6,9 @@ as the same kind: (N,) for scalars, (N, dim) for vectors, (N, dim, dim) for matr
 
 Every query runs one generic kernel with the quantity and the method fixed at compile
 time, so a field only needs what the chosen method uses (``field_value`` for fd and
-polyfit). The polyfit seed of query ``i`` is ``salted_seed(spec.seed, i)``, the same as
-``op_*(field, x, spec.warp(), salt=i)`` in a user kernel.
+polyfit). The polyfit seed of query ``i`` is ``salted_seed(spec.seed, first_index + i)`` (``first_index`` is 0
+unless the batch is one piece of a larger one), the same as ``op_*(field, x, spec.warp(),
+salt=first_index + i)`` in a user kernel.
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def _query_kernel(quantity: str, method: str) -> wp.Kernel:
     @wp.kernel(enable_backward=False, module="unique")
     def query_kernel(
         start: int,
+        first_index: int,
         field: Any,
         op: funcs.Operator,
         points: wp.array(dtype=Any),
@@ -193,7 +195,7 @@ def _query_kernel(quantity: str, method: str) -> wp.Kernel:
         elif wp.static(convention == "fd"):
             out[i] = wp.static(fn)(field, x, op.h)
         else:
-            out[i] = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, i), op.stencil)
+            out[i] = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, first_index + i), op.stencil)
 
     return query_kernel
 
@@ -270,10 +272,13 @@ def _as_kind(out: wp.array, kind: str, like, device):
     return wp.array(result, dtype=float, device=device)
 
 
-def query(field, points, quantity: str, spec: OperatorSpec | None = None, device=None):
+def query(field, points, quantity: str, spec: OperatorSpec | None = None, device=None, first_index: int = 0):
     """``quantity`` ("value", "gradient", "normal", "hessian", "laplacian", "mean-curvature") of
     ``field`` (a ``Field`` handle) at ``points``, computed as ``spec`` says (default: polyfit
-    with the field's default scales)."""
+    with the field's default scales).
+
+    ``first_index`` is the index of ``points[0]`` in a larger batch that was split into pieces:
+    polyfit seeds follow that index, so the pieces' results equal one query of the whole batch."""
     quantity = _normalize_quantity(quantity)
     spec = OperatorSpec.for_field(field) if spec is None else spec
     if not isinstance(spec, OperatorSpec):
@@ -286,7 +291,7 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
     xs, visit_order, kind = _prepare_points(points, dim, device)
     out = wp.empty(xs.shape[0], dtype=_output_dtype(quantity, dim), device=device)
     kernel = _query_kernel(quantity, spec.method)
-    parallel.launch(kernel, xs.shape[0], [struct, spec.warp(), xs, visit_order, out], device)
+    parallel.launch(kernel, xs.shape[0], [int(first_index), struct, spec.warp(), xs, visit_order, out], device)
     return _as_kind(out, kind, points, device)
 
 
