@@ -2,11 +2,13 @@
 
 It joins a process group of its own, as a user of the library would, trains and fine-tunes a tiny field
 data-parallel, runs sharded queries, makes rank 1 fail in a training step and in a query, and saves what
-it saw to OUT/rank<r>.npz and OUT/rank<r>.json. Rank 0 also saves the single-process references: the same
-steps on the union of the ranks' batches, and plain queries.
+it saw to OUT/rank<r>.npz and OUT/rank<r>.json; then rank 1 leaves and rank 0 finds it gone. Rank 0 also
+saves the single-process references: the same steps on the union of the ranks' batches, and plain queries.
 """
 
+import datetime
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -65,7 +67,7 @@ def failure_message(action) -> dict:
 
 
 def main(out: Path) -> None:
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
     group = dist.group.WORLD
     rank, size = dist.get_rank(), dist.get_world_size()
     arrays, facts = {}, {}
@@ -122,9 +124,17 @@ def main(out: Path) -> None:
     # The group still works after an agreed failure.
     arrays["after_failures"] = sharded_query(wf.torus(), queries, "value", all_ranks=True)
 
+    if rank == 1:
+        save(out, rank, arrays, facts)
+        # Leave without a word, as a rank that dies would (status 0, so that torchrun lets rank 0 carry on).
+        os._exit(0)
+    facts["lost_rank"] = failure_message(lambda: sharded_query(wf.torus(), queries, "value"))
+    save(out, rank, arrays, facts)
+
+
+def save(out: Path, rank: int, arrays: dict, facts: dict) -> None:
     np.savez(out / f"rank{rank}.npz", **arrays)
     (out / f"rank{rank}.json").write_text(json.dumps(facts))
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

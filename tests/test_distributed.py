@@ -108,6 +108,8 @@ def test_a_failing_rank_stops_every_rank_with_its_error(job):
         assert (
             failed["message"].startswith("rank 1 of 2 (points[2500:5001]) failed: ") and "finite" in failed["message"]
         )
+    lost = facts0["lost_rank"]
+    assert lost["type"] == "JobError" and lost["message"].startswith("lost contact with the other ranks (")
 
 
 def test_batch_shares_make_one_batch_from_the_whole_pool():
@@ -118,6 +120,8 @@ def test_batch_shares_make_one_batch_from_the_whole_pool():
     for rank, rows in enumerate(drawn):
         assert (rows % 3 == rank).all() and rows.min() >= 0 and rows.max() < pool
         assert len(torch.unique(rows)) > 200  # draws spread over the share's 334 rows
+    # Each rank has a stream of its own, not the same draws shifted to its rows.
+    assert not torch.equal(drawn[0][:400] // 3, drawn[1][:400] // 3)
     # One process draws the stream of a generator seeded with the seed, as before there were ranks.
     generator = torch.Generator().manual_seed(3)
     alone = BatchSampler(pool, batch, 3)
@@ -213,6 +217,7 @@ def test_a_killed_rank_ends_the_job_with_one_line_and_no_output(tmp_path):
     result = torchrun(HERE / "distributed_cli.py", *args, cwd=tmp_path, FAULT="killed")
     assert result.returncode != 0
     (line,) = error_lines(result, "train")
-    # Rank 0 sees the lost connection, or torchrun's SIGTERM first, whichever comes first.
-    assert "lost contact with the other ranks" in line or "stopped by the launcher (SIGTERM)" in line
+    assert line == (
+        "warpfields train: error: stopped by the launcher (SIGTERM): another rank failed or the job was interrupted"
+    )
     assert list(tmp_path.iterdir()) == []
