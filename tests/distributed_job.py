@@ -1,9 +1,10 @@
 """One rank of the job that tests/test_distributed.py starts with torchrun (2 gloo ranks on CPU).
 
 It joins a process group of its own, as a user of the library would, trains and fine-tunes a tiny field
-data-parallel, runs sharded queries, makes rank 1 fail in a training step and in a query, and saves what
-it saw to OUT/rank<r>.npz and OUT/rank<r>.json; then rank 1 leaves and rank 0 finds it gone. Rank 0 also
-saves the single-process references: the same steps on the union of the ranks' batches, and plain queries.
+data-parallel, runs sharded queries (and the fine-tuning targets and evaluation rows through them), makes
+rank 1 fail in a training step and in a query, and saves what it saw to OUT/rank<r>.npz and
+OUT/rank<r>.json; then rank 1 leaves and rank 0 finds it gone. Rank 0 also saves the single-process
+references: the same steps on the union of the ranks' batches, and plain queries.
 """
 
 import datetime
@@ -21,9 +22,10 @@ import warpfields as wf
 from warpfields import ops
 from warpfields.distributed import BatchSampler, sharded_query
 from warpfields.errors import InputError, JobError
+from warpfields.evaluate import Row, evaluate_rows, reference_on_surface
 from warpfields.fields.hybrid import HybridConfig, HybridField
 from warpfields.torch.bridge import HybridModule
-from warpfields.torch.finetune import FinetuneSettings, tune_module
+from warpfields.torch.finetune import FinetuneSettings, target_normals, tune_module
 from warpfields.torch.train import TrainSettings, fit_module, training_points
 
 CONFIG = HybridConfig(levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8)
@@ -102,6 +104,20 @@ def main(out: Path) -> None:
             alone = ops.query(field, xs, quantity, spec)
             arrays[f"{name}_alone"] = np.asarray(alone.numpy() if hasattr(alone, "numpy") else alone)
     arrays["value_all_ranks"] = sharded_query(wf.torus(), queries, "value", all_ranks=True)
+    targets = target_normals(hybrid, queries, TUNE, None, SEED, None, group)
+    facts["targets_equal"] = bool(np.array_equal(targets, target_normals(hybrid, queries, TUNE, None, SEED, None)))
+    reference = reference_on_surface(wf.torus(), 400, SEED)
+    rows = [Row("ad", ops.OperatorSpec(method="ad")), Row("polyfit", spec)]
+    evaluate_rows(wf.torus(), reference, rows, group=group)
+    if rank == 0:
+        alone = evaluate_rows(wf.torus(), reference, [Row(row.label, row.spec) for row in rows])
+        rates = ("normal_queries_per_s", "curvature_queries_per_s")
+        facts["metrics_equal"] = all(
+            {k: v for k, v in row.metrics.items() if k not in rates}
+            == {k: v for k, v in a.metrics.items() if k not in rates}
+            for row, a in zip(rows, alone)
+        )
+    facts["metrics"] = [bool(row.metrics) for row in rows]
 
     def failing_step():
         module = HybridModule(HybridField(CONFIG, seed=SEED))

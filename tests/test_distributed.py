@@ -92,6 +92,9 @@ def test_sharded_queries_equal_one_process_exactly(job):
         assert facts0[f"{name}_kind"] == kind and facts1[f"{name}_kind"] == "NoneType"
         assert ranks0[name].tobytes() == ranks0[f"{name}_alone"].tobytes(), name
     values = ops.value(wf.torus(), np.random.default_rng(1).uniform(-0.9, 0.9, (5001, 3)).astype(np.float32))
+    assert facts0["targets_equal"] and facts1["targets_equal"]
+    # Evaluation rows: rank 0 gets the single process's metrics, the others none.
+    assert facts0["metrics_equal"] and facts0["metrics"] == [True, True] and facts1["metrics"] == [False, False]
     for ranks in (ranks0, ranks1):
         np.testing.assert_array_equal(ranks["value_all_ranks"], values)
         np.testing.assert_array_equal(ranks["after_failures"], values)
