@@ -64,7 +64,9 @@ class _LocalFailure(JobError):
 
 
 def _describe(error: BaseException) -> str:
-    return str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+    # One line: the CLI prints the agreed message as its one line.
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if isinstance(error, InputError) else f"{type(error).__name__}: {text}"
 
 
 def _first_sentence(error: BaseException) -> str:
