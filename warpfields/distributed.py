@@ -5,9 +5,10 @@ rank of a job (``run_command``): it joins the process group (NCCL on the GPU ``L
 is CUDA, gloo on CPU), takes its share of the machine's cores, and leaves printing and writing to rank 0.
 
 Replicated on every rank: the inputs (each rank reads the field, mesh and points files itself), the model
-and the optimiser state, the training pool. Split: each training step's batch (``BatchSampler``), whose
-gradient sums are all-reduced so that every rank takes the same optimiser step; the pool's target values
-and normals; the rows of a query (``Ranks.query``, ``sharded_query``), gathered back in the caller's order.
+and the optimiser state, the sample pool (made from the seed). Split: each training step's batch
+(``BatchSampler``), whose gradient sums are all-reduced so that every rank takes the same optimiser step;
+the fine-tuning targets (normals of the pool); the rows of a query (``Ranks.query``, ``sharded_query``),
+gathered back in the caller's order.
 
 Failures: every collective comes after a checkpoint (``Ranks.checkpoint``), an all-reduced error flag. A
 rank that fails inside a checkpointed block still joins the checkpoint, with its flag set, so every rank

@@ -158,7 +158,7 @@ def finetune_field(
     tdev = torch_device(device)
     started = time.perf_counter()
     pool_settings = TrainSettings(steps=1, batch_size=settings.batch_size, pool_size=settings.pool_size)
-    points, original_values = training_points(field, settings.pool_size, pool_settings, seed, device, group)
+    points, original_values = training_points(field, settings.pool_size, pool_settings, seed, device)
     normals = target_normals(field, points, settings, mesh, seed, device, group)
     keep = np.isfinite(normals).all(axis=1)
     pool_x = torch.from_numpy(points[keep]).to(tdev)

@@ -16,7 +16,6 @@ from ..distributed import BatchSampler, Ranks
 from ..errors import InputError
 from ..fields.base import Field
 from ..fields.hybrid import HybridConfig, HybridField
-from ..ops.host import OperatorSpec
 from .bridge import HybridModule, torch_device
 
 
@@ -48,9 +47,8 @@ TRAIN_PRESETS = {
 }
 
 
-def training_points(target: Field, n: int, settings: TrainSettings, seed: int, device=None, group=None):
-    """Points like the paper's: on the surface, near it (two noise scales), and uniform in the domain, and the
-    target's values there (computed in shares over the ranks of ``group``, when given, and gathered on all)."""
+def training_points(target: Field, n: int, settings: TrainSettings, seed: int, device=None):
+    """Points like the paper's: on the surface, near it (two noise scales), and uniform in the domain."""
     rng = np.random.default_rng(seed)
     n_surface = int(n * settings.surface_share)
     n_near = int(n * settings.near_share)
@@ -60,8 +58,8 @@ def training_points(target: Field, n: int, settings: TrainSettings, seed: int, d
     near = surface[n_surface:] + rng.normal(size=(n_near, target.dim)) * scales
     uniform = rng.uniform(-1.0, 1.0, size=(n_uniform, target.dim))
     points = np.clip(np.concatenate([surface[:n_surface], near, uniform]), -1.0, 1.0).astype(np.float32)
-    values = Ranks(group).query(target, points, "value", OperatorSpec(method="ad"), device, all_ranks=True)
-    return points, values.astype(np.float32)
+    values = geometry.evaluate_values(target, points, device).astype(np.float32)
+    return points, values
 
 
 def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 100_000) -> dict:
@@ -148,7 +146,7 @@ def train_field(
     tdev = torch_device(device)
     torch.manual_seed(seed)
     started = time.perf_counter()
-    points, values = training_points(target, settings.pool_size, settings, seed, device, group)
+    points, values = training_points(target, settings.pool_size, settings, seed, device)
     pool_x = torch.from_numpy(points).to(tdev)
     pool_y = torch.from_numpy(values).to(tdev)
     sampling_seconds = time.perf_counter() - started
