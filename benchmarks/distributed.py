@@ -23,11 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-METRICS = (
-    ("train_steps_per_s", "train steps/s"),
-    ("values_per_s", "values/s"),
-    ("normals_per_s", "polyfit normals/s"),
-)
+METRICS = (("train_steps_per_s", "train steps"), ("values_per_s", "values"), ("normals_per_s", "polyfit normals"))
 
 
 def measure(steps: int, points: int) -> dict:
@@ -49,12 +45,17 @@ def measure(steps: int, points: int) -> dict:
         group = dist.group.WORLD
     ranks = Ranks(group)
 
-    def synchronised(action) -> float:
+    def synchronised(action) -> tuple[float, float]:
+        """Wall-clock seconds of ``action`` on every rank at once, and the CPU seconds all the ranks spent."""
         if group is not None:
             dist.barrier()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         action()
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        cpu = torch.tensor([time.process_time() - cpu_started], dtype=torch.float64)
+        if group is not None:
+            dist.all_reduce(cpu)
+        return seconds, cpu.item()
 
     settings = replace(TRAIN_PRESETS["fast"], steps=steps)
     rng = np.random.default_rng(0)
@@ -62,26 +63,28 @@ def measure(steps: int, points: int) -> dict:
     pool_y = pool_x.norm(dim=1) - 0.5
     module = HybridModule(HybridField(preset_config("fast"), seed=0))
     fit_module(module, pool_x, pool_y, replace(settings, steps=2), 0, progress=False, group=group)
-    train_seconds = synchronised(lambda: fit_module(module, pool_x, pool_y, settings, 1, progress=False, group=group))
+    train_seconds, train_cpu = synchronised(
+        lambda: fit_module(module, pool_x, pool_y, settings, 1, progress=False, group=group)
+    )
 
     parameters = list(module.parameters())
     loss = torch.zeros(())
-    reduce_seconds = synchronised(lambda: [ranks.sum_gradients(parameters, loss) for _ in range(steps)]) / steps
+    reduce_seconds = synchronised(lambda: [ranks.sum_gradients(parameters, loss) for _ in range(steps)])[0] / steps
     optimizer = torch.optim.Adam(parameters, betas=(0.9, 0.99), eps=1e-15)
-    step_seconds = synchronised(lambda: [optimizer.step() for _ in range(steps)]) / steps
+    step_seconds = synchronised(lambda: [optimizer.step() for _ in range(steps)])[0] / steps
 
     field = module.to_field()
     xs = rng.uniform(-0.9, 0.9, (points, 3)).astype(np.float32)
-    rates = {}
+    figures = {"train_steps_per_s": steps / train_seconds, "train_steps_per_cpu_s": steps / train_cpu}
     for name, quantity, spec in (
-        ("values_per_s", "value", OperatorSpec(method="ad")),
-        ("normals_per_s", "normal", OperatorSpec.for_field(field, k=32)),
+        ("values", "value", OperatorSpec(method="ad")),
+        ("normals", "normal", OperatorSpec.for_field(field, k=32)),
     ):
         ranks.query(field, xs[:4096], quantity, spec)
-        rates[name] = points / synchronised(lambda q=quantity, s=spec: ranks.query(field, xs, q, s))
+        seconds, cpu = synchronised(lambda q=quantity, s=spec: ranks.query(field, xs, q, s))
+        figures[f"{name}_per_s"], figures[f"{name}_per_cpu_s"] = points / seconds, points / cpu
     return {
-        "train_steps_per_s": steps / train_seconds,
-        **rates,
+        **figures,
         "all_reduce_ms": 1e3 * reduce_seconds,
         "optimizer_step_ms": 1e3 * step_seconds,
         "parameters": sum(p.numel() for p in parameters),
@@ -97,7 +100,9 @@ def run_configuration(ranks: int, threads: int, args) -> dict:
             launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)]
         command = [*launcher, __file__, "--worker", str(out), "--steps", str(args.steps), "--points", str(args.points)]
         env = {**os.environ, "WARPFIELDS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-        subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+        # A session of its own, as torchrun gives each rank: on a shared machine the scheduler gives each session
+        # a share, so the ranks get one each (the CPU-time figures do not depend on it).
+        subprocess.run(command, env=env, check=True, capture_output=True, text=True, start_new_session=True)
         return json.loads(out.read_text())
 
 
@@ -130,14 +135,23 @@ def main() -> None:
     medians = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
     base = medians["1 process x 1 thread"]
     print(f"fast field ({base['parameters']:.0f} parameters), batch 2^15, {args.points} query points, ", end="")
-    print(f"medians of {args.rounds} rounds; efficiency: throughput over {n} x the single-thread throughput")
-    print(f"{'configuration':24s}" + "".join(f"{title:>26s}" for _, title in METRICS) + "  all-reduce ms  Adam ms")
-    for name, figures in medians.items():
-        cells = []
-        for key, _ in METRICS:
-            efficiency = "" if figures is base else f" ({figures[key] / (n * base[key]):.0%})"
-            cells.append(f"{figures[key]:.3g}{efficiency}".rjust(26))
-        print(f"{name:24s}{''.join(cells)}{figures['all_reduce_ms']:>15.1f}{figures['optimizer_step_ms']:>9.1f}")
+    print(f"medians of {args.rounds} rounds")
+    for unit, note in (
+        ("s", f"wall clock; in brackets: over {n} x the single thread's"),
+        ("cpu_s", "per CPU second of all the processes; in brackets: over the single thread's"),
+    ):
+        print(f"\nthroughput {note}")
+        print(f"{'configuration':24s}" + "".join(f"{title:>22s}" for _, title in METRICS))
+        for name, figures in medians.items():
+            cells = []
+            for key, _ in METRICS:
+                key = key.replace("_per_s", f"_per_{unit}")
+                ratio = figures[key] / ((n if unit == "s" else 1) * base[key])
+                cells.append(f"{figures[key]:.3g}{'' if figures is base else f' ({ratio:.0%})'}".rjust(22))
+            print(f"{name:24s}{''.join(cells)}")
+    reduce_ms = medians[f"{n} ranks x 1 thread"]["all_reduce_ms"]
+    adam = ", ".join(f"{name} {figures['optimizer_step_ms']:.0f} ms" for name, figures in medians.items())
+    print(f"\nper training step and rank: all-reduce of the gradients {reduce_ms:.0f} ms; Adam step {adam}")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": runs, "medians": medians}, indent=2))
 
