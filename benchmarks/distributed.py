@@ -6,8 +6,10 @@ with 1 process x 1 thread as the base, in one run (the three alternate, ``--roun
 Training: ``fit_module`` steps of the ``fast`` preset's field and batch (2^15 points) on a sphere's signed
 distance (the cost does not depend on the target). Queries: values and polyfit normals (k = 32) of that
 field at ``--points`` points, split over the ranks and gathered on rank 0 (``Ranks.query``). Efficiency is
-the throughput over N times the single-thread throughput. The ranks' own costs are measured apart: the
-all-reduce of the gradients and the optimiser step, which every rank repeats on the whole field.
+the throughput over N times the single-thread throughput. The throughput per CPU second of all the
+processes (their work, spinning included) does not depend on how much of a shared machine each one gets.
+The ranks' own costs are measured apart: the all-reduce of the gradients and the optimiser step, which
+every rank repeats on the whole field.
 """
 
 from __future__ import annotations

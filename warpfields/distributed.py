@@ -350,6 +350,9 @@ def run_command(args, body) -> int:
         return status
     if isinstance(failure, _Stopped):
         failure = JobError("stopped by the launcher (SIGTERM): another rank failed or the job was interrupted")
+    elif isinstance(failure, KeyboardInterrupt) and rank != 0:
+        # Ctrl-C reaches every rank; rank 0 reports it.
+        raise SystemExit(130)
     elif not isinstance(failure, (InputError, JobError)):
         raise failure
     if isinstance(failure, _LocalFailure):
