@@ -20,14 +20,14 @@ import torch.distributed as dist
 import warp as wp
 
 import warpfields as wf
-from warpfields import ops
+from warpfields import geometry, ops
 from warpfields.distributed import BatchSampler, sharded_query
 from warpfields.errors import InputError, JobError
 from warpfields.evaluate import Row, evaluate_rows, reference_on_surface
 from warpfields.fields.hybrid import HybridConfig, HybridField
 from warpfields.torch.bridge import HybridModule
 from warpfields.torch.finetune import FinetuneSettings, target_normals, tune_module
-from warpfields.torch.train import TrainSettings, fit_module, training_points
+from warpfields.torch.train import TrainSettings, fit_module
 
 CONFIG = HybridConfig(levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8)
 TRAIN = TrainSettings(steps=3, batch_size=4096, pool_size=1 << 14)
@@ -75,7 +75,7 @@ def main(out: Path) -> None:
     rank, size = dist.get_rank(), dist.get_world_size()
     arrays, facts = {}, {}
 
-    points, values = training_points(wf.sphere(0.5), TRAIN.pool_size, TRAIN, SEED)
+    points, values = geometry.sample_training_points(wf.sphere(0.5), TRAIN.pool_size, SEED)
     pool_x, pool_y = torch.from_numpy(points), torch.from_numpy(values)
     pool_n = torch.nn.functional.normalize(pool_x, dim=1)
     arrays.update(train("train", pool_x, pool_y, group))

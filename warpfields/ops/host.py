@@ -239,7 +239,7 @@ def _output_dtype(quantity: str, dim: int):
         return _VECTORS[dim]
     if quantity == "hessian":
         return _MATRICES[dim]
-    return float
+    return wp.float32
 
 
 def _query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
