@@ -18,6 +18,8 @@ from warpfields.errors import InputError
 from .base import check_count
 from .newton_scene import NewtonScene, _finite
 
+_PENALTY = (1.0e3, 3.0, 1.0)  # contact stiffness, damping and friction stiffness for the semi-implicit solver
+
 
 class PourScene(NewtonScene):
     """``particles`` particles in a column ``width`` particles wide, released above the middle of
@@ -65,10 +67,19 @@ class PourScene(NewtonScene):
             radius=[self.radius] * self.particles,
         )
 
+    def _configure_material(self, material) -> None:
+        # Semi-implicit contacts are penalty springs and dampers: stiff enough to carry a heap a few dozen
+        # particles deep within a fraction of a radius, soft enough for 32 substeps with these light particles.
+        if self.solver_name == "semi-implicit":
+            material.ke, material.kd, material.kf = _PENALTY
+
     def _configure_model(self, model: newton.Model) -> None:
         # Newton's default grid has 128^3 cells, whose clearing on every step costs more than the contacts on a CPU.
         model.particle_grid = wp.HashGrid(32, 32, 32, device=model.device)
         model.particle_mu = self.friction
+        if self.solver_name == "semi-implicit":
+            model.soft_contact_ke, model.soft_contact_kd, model.soft_contact_kf = _PENALTY
+            model.particle_ke, model.particle_kd, model.particle_kf = _PENALTY
 
     def record(self, recorder, frame: int, suffix: str = "") -> None:
         velocities = self.state.particle_qd.numpy()

@@ -14,9 +14,9 @@ COMMON = {"frames": 180, "substeps": None}
 
 
 def _add_shared_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--solver", default="xpbd", help="Newton solver: xpbd | semi-implicit | vbd (default xpbd)")
+    p.add_argument("--solver", default="xpbd", help="Newton solver: xpbd | semi-implicit (default xpbd)")
     p.add_argument("--radius", type=float, default=None, help="particle radius (default: 0.01 in field units)")
-    p.add_argument("--margin", type=float, default=None, help="contact detection band beyond the radius (0.01)")
+    p.add_argument("--margin", type=float, default=None, help="contact band beyond the radius (default 0.01)")
     p.add_argument("--friction", type=float, default=None, help="Coulomb friction of every contact (default 1.0)")
     p.add_argument(
         "--reference",
