@@ -57,7 +57,7 @@ from .errors import InputError
 from .fields.analytic import field_value
 from .fields.base import Field
 from .ops import funcs
-from .ops.host import OperatorSpec, _check_protocol
+from .ops.host import OperatorSpec, check_protocol
 
 DEFAULT_MARGIN = 0.01
 """Detection band beyond the particle radius [world units]: Newton's default ``soft_contact_gap``."""
@@ -284,7 +284,7 @@ class FieldCollider:
             raise InputError(f"model: it has {model.shape_count} shapes, not this collider's shape {self.shape}")
         device = model.device
         struct = self.field.warp(device)
-        _check_protocol(self.field, struct, "normal", self.spec.method)
+        check_protocol(self.field, struct, "normal", self.spec.method)
         lower, upper = object_bounds(self.field, device=device)
         radius = float(model.particle_radius.numpy().max()) if model.particle_count else 0.0
         pad = radius + self.margin

@@ -320,7 +320,9 @@ def _has_overload(root: wp.Function, struct) -> bool:
     return any(next(iter(o.input_types.values())) in (struct_type, Any) for o in overloads)
 
 
-def _check_protocol(field, struct, quantity: str, method: str) -> None:
+def check_protocol(field, struct, quantity: str, method: str) -> None:
+    """Raise InputError unless ``struct`` (``field``'s Warp struct) overloads what ``method`` needs for ``quantity``:
+    ``field_value`` always, and ``field_gradient`` / ``field_hessian`` for autodiff derivatives."""
     name = type(struct).__name__ if getattr(struct, "_cls", None) is None else struct._cls.key
     needs = [field_value]
     if method == "ad" and quantity != "value":
@@ -448,7 +450,7 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
     # Torch inputs are read and written on the stream torch is using, in order with the caller's work.
     with torch_stream(device) if batch.kind == "torch" else contextlib.nullcontext():
         struct = field.warp(device)
-        _check_protocol(field, struct, quantity, spec.method)
+        check_protocol(field, struct, quantity, spec.method)
         xs, n = batch.xs, batch.xs.shape[0]
         _check_finite(xs)
         out_type = _output_dtype(quantity, dim)
@@ -560,6 +562,7 @@ __all__ = [
     "min_samples",
     "normal",
     "polyfit_offsets",
+    "check_protocol",
     "query",
     "result_size",
     "scale_range",
