@@ -109,6 +109,8 @@ def unwritable_folder() -> str:
     "argv, environment, message",
     [
         (["--device", "tpu", "info", "sphere"], {}, "device 'tpu': unknown or unavailable; this machine has cpu"),
+        (["info", "sphere", "--device", "tpu"], {}, "device 'tpu': unknown or unavailable; this machine has cpu"),
+        (["sim", "cloth", "--field", "sphere", "--out", "{tmp}/c.usd", "--device", "tpu"], {}, "device 'tpu'"),
         (["train", "sphere", "--seed", "-1", "--out", "{tmp}/x.wfield"], {}, "--seed -1: expected an integer in"),
         (["finetune", "sphere", "--out", "{tmp}/x.wfield"], {}, "needs a hybrid field file; this is a field of kind"),
         (QUERY, {"WARPFIELDS_THREADS": "abc"}, "WARPFIELDS_THREADS='abc': expected a whole number"),
