@@ -5,6 +5,10 @@ exposes ``register(subparsers)`` (modules starting with ``_`` are helpers); heav
 Bad input ends in one line and exit status 2; warnings are one line each; Ctrl-C (SIGINT) and
 SIGTERM end in one line saying what became of the output, with status 130 and 143, after the
 outputs' temporary files are removed and the old output is left as it was.
+
+Warp's own messages (its init banner, a line per module loaded) are hidden unless ``--verbose``; long
+commands instead say when Warp compiles kernels and print a heartbeat after 10 s without output
+(``warpfields.progress``). ``info`` and ``query`` stay quiet: scripts read their output.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import signal
 import sys
 import warnings
 
-from . import commands
+from . import commands, progress
 from .errors import InputError, Terminated
 
 SEED_RANGE = (0, 2**31 - 1)
+QUIET_COMMANDS = ("info", "query")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Accurate spatial derivatives of hybrid neural fields, in Warp.",
     )
     parser.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0 (default: Warp's default)")
+    parser.add_argument("--verbose", action="store_true", help="also print Warp's own messages (module loads)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -99,10 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     name = f"warpfields {args.command}"
     out = getattr(args, "out", None)
     before = _file_state(out)
-    with _terminate_as_interrupt(), _one_line_warnings(name):
+    with _terminate_as_interrupt(), _one_line_warnings(name), progress.quiet_warp(args.verbose):
         try:
             _check_common(args)
-            return int(args.func(args) or 0)
+            watch = contextlib.nullcontext() if args.command in QUIET_COMMANDS else progress.watch()
+            with watch:
+                return int(args.func(args) or 0)
         except InputError as error:
             print(f"{name}: error: {error}", file=sys.stderr)
             return 2
