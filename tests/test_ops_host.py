@@ -71,7 +71,7 @@ def test_sharded_equals_single_thread_and_per_point_seeds():
     kernel = ops.host._query_kernel("normal", "polyfit", 3)
     caller_order = wp.array(np.arange(len(points), dtype=np.int32), dtype=int)
     assert not np.array_equal(parallel.locality_order(xs).numpy(), caller_order.numpy())
-    parallel.launch(kernel, len(points), [field.warp(), spec.warp(), xs, caller_order, out], threads=1)
+    parallel.launch(kernel, len(points), [0, field.warp(), spec.warp(), xs, caller_order, out], threads=1)
     np.testing.assert_array_equal(both, out.numpy())
     other_seed = ops.OperatorSpec(k=16, sigma=0.01, stencil="gauss", seed=10)
     assert not np.array_equal(both, ops.query(field, points, "normal", other_seed))

@@ -23,7 +23,7 @@ import sys
 import warnings
 
 from . import commands, progress
-from .errors import InputError, Terminated
+from .errors import InputError, JobError, Terminated
 
 SEED_RANGE = (0, 2**31 - 1)
 QUIET_COMMANDS = ("info", "query")
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             watch = contextlib.nullcontext() if args.command in QUIET_COMMANDS else progress.watch()
             with watch:
                 return int(args.func(args) or 0)
-        except InputError as error:
+        except (InputError, JobError) as error:
             print(f"{name}: error: {error}", file=sys.stderr)
-            return 2
+            return 2 if isinstance(error, InputError) else 1
         except KeyboardInterrupt as interruption:
             status = 128 + (signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
         # Out of the handler the interrupted frames are released, and their progress bars end their lines.

@@ -1,5 +1,6 @@
-"""The exceptions of warpfields: bad input (its message names the input and what was expected), and
-termination by a signal (raised in the main thread so that cleanup runs as it does for Ctrl-C)."""
+"""The exceptions of warpfields: bad input (its message names the input and what was expected), termination
+by a signal (raised in the main thread so that cleanup runs as it does for Ctrl-C), and a distributed job that a
+rank ended."""
 
 
 class InputError(ValueError):
@@ -13,3 +14,12 @@ class InputWarning(UserWarning):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM received by the ``warpfields`` command: handled as an interruption (outputs left unchanged)."""
+
+
+class JobError(RuntimeError):
+    """Raised on every rank of a distributed job when a rank failed or stopped answering (see
+    ``warpfields.distributed``). The CLI prints it without a traceback."""
+
+
+class JobInputError(InputError, JobError):
+    """A ``JobError`` whose cause was bad input on the failing ranks (the CLI exits 2, as for any bad input)."""

@@ -23,13 +23,19 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..distributed import run_command
+
+    return run_command(args, run_rank)
+
+
+def run_rank(args, ranks) -> int:
+    """The command on each rank of a job (one rank without ``torchrun``); rank 0 writes and prints."""
     from ..errors import InputError
     from ..io.atomic import check_output_path
     from ..io.fieldfile import load_field, save_field
     from ..targets import load_target
     from ..torch.finetune import file_digest, finetune_field, finetune_settings_for
 
-    check_output_path(args.out, "tuned field file")
     settings = finetune_settings_for(
         args.preset,
         target=args.target,
@@ -41,17 +47,22 @@ def run(args) -> int:
         stencil=args.stencil,
         h=args.h,
     )
-    field = load_field(args.field)
-    if field.kind != "hybrid":
-        raise InputError(
-            f"field {args.field!r}: fine-tuning needs a hybrid field file; this is a field of kind {field.kind!r} "
-            f"(make one with: warpfields train {args.field} --out FIELD.wfield)"
-        )
-    mesh = load_target(args.mesh) if args.mesh else None
-    provenance = {"original_file": str(args.field), "original_sha256": file_digest(args.field)}
+    with ranks.checkpoint():
+        if ranks.rank == 0:
+            check_output_path(args.out, "tuned field file")
+        field = load_field(args.field)
+        if field.kind != "hybrid":
+            raise InputError(
+                f"field {args.field!r}: fine-tuning needs a hybrid field file; this is a field of kind {field.kind!r} "
+                f"(make one with: warpfields train {args.field} --out FIELD.wfield)"
+            )
+        mesh = load_target(args.mesh) if args.mesh else None
+        provenance = {"original_file": str(args.field), "original_sha256": file_digest(args.field)}
     tuned, report = finetune_field(
-        field, settings, seed=args.seed, device=args.device, mesh=mesh, provenance=provenance
+        field, settings, seed=args.seed, device=args.device, mesh=mesh, provenance=provenance, group=ranks.group
     )
+    if ranks.rank != 0:
+        return 0
     save_field(tuned, args.out)
     print(f"fine-tuned {args.field} in {report['seconds']:.1f} s -> {args.out}")
     print(f"  final losses: value {report['value_loss']:.2e}, normal {report['normal_loss']:.2e}")

@@ -65,6 +65,14 @@ def _scale_in_points_units(name: str, value, field, scale: float):
 
 
 def run(args) -> int:
+    from ..distributed import run_command
+
+    return run_command(args, run_rank)
+
+
+def run_rank(args, ranks) -> int:
+    """The command on each rank of a job (one rank without ``torchrun``): each rank computes a block of the
+    points, rank 0 gathers them and writes."""
     import warnings
 
     import numpy as np
@@ -72,15 +80,17 @@ def run(args) -> int:
     from ..errors import InputWarning
     from ..io.atomic import atomic_path, check_output_path
     from ..io.fieldfile import load_field
-    from ..ops.host import DEFAULT_K, DOMAIN, OperatorSpec, bytes_per_point, query, result_size
+    from ..ops.host import DEFAULT_K, DOMAIN, OperatorSpec, bytes_per_point, result_size
 
-    check_output_path(args.out, "output")
-    field = load_field(args.field)
-    quantity = args.quantity.replace("-", "_")
-    dim = field.dim
-    # The file's points, in field units (float64) and float32, and the result in float64 (twice) and float32.
-    bytes_each = 8 * dim + 8 * dim + 4 * dim + 20 * result_size(quantity, dim) + bytes_per_point(quantity, dim)
-    points = load_points(args.points, dim, bytes_each, args.device)
+    with ranks.checkpoint():
+        if ranks.rank == 0:
+            check_output_path(args.out, "output")
+        field = load_field(args.field)
+        quantity = args.quantity.replace("-", "_")
+        dim = field.dim
+        # The file's points, in field units (float64) and float32, and the result in float64 (twice) and float32.
+        bytes_each = 8 * dim + 8 * dim + 4 * dim + 20 * result_size(quantity, dim) + bytes_per_point(quantity, dim)
+        points = load_points(args.points, dim, bytes_each, args.device)
     scale = 1.0 if args.field_coordinates else field.normalization.scale
     x = points if args.field_coordinates else field.normalization.to_field(points)
     spec = OperatorSpec.for_field(
@@ -92,8 +102,10 @@ def run(args) -> int:
         sigma=_scale_in_points_units("sigma", args.sigma, field, scale),
         h=_scale_in_points_units("h", args.h, field, scale),
     )
-    x = x.astype(np.float32)
-    result = np.asarray(query(field, x, quantity, spec, device=args.device), dtype=np.float64)
+    result = ranks.query(field, x.astype(np.float32), quantity, spec, device=args.device)
+    if ranks.rank != 0:
+        return 0
+    result = np.asarray(result, dtype=np.float64)
     # Field coordinates are (p - center) * scale and an SDF in original units is f / scale:
     # values divide by scale, gradients are unchanged, second derivatives multiply by it.
     unit = {"value": 1.0 / scale, "gradient": 1.0, "normal": 1.0}.get(quantity, scale)

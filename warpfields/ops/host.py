@@ -18,8 +18,9 @@ gradient is zero or not finite: no direction is made up.
 
 Every query runs one generic kernel with the quantity and the method fixed at compile
 time, so a field only needs what the chosen method uses (``field_value`` for fd and
-polyfit). The polyfit seed of query ``i`` is ``salted_seed(spec.seed, i)``, the same as
-``op_*(field, x, spec.warp(), salt=i)`` in a user kernel.
+polyfit). The polyfit seed of query ``i`` is ``salted_seed(spec.seed, first_index + i)`` (``first_index`` is 0
+unless the batch is one piece of a larger one), the same as ``op_*(field, x, spec.warp(),
+salt=first_index + i)`` in a user kernel.
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def _output_dtype(quantity: str, dim: int):
         return _VECTORS[dim]
     if quantity == "hessian":
         return _MATRICES[dim]
-    return float
+    return wp.float32
 
 
 def _query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
@@ -258,6 +259,7 @@ def _make_query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
     @wp.kernel(enable_backward=False, module="unique")
     def query_kernel(
         start: int,
+        first_index: int,
         field: Any,
         op: funcs.Operator,
         points: wp.array(dtype=vec_d),
@@ -284,7 +286,7 @@ def _make_query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
                 elif wp.static(method == "fd"):
                     r = wp.static(fn)(field, x, op.h)
                 else:
-                    r = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, i), op.stencil)
+                    r = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, first_index + i), op.stencil)
                 if wp.static(quantity == "normal"):
                     length = wp.length(r)
                     if length > 0.0 and wp.isfinite(length):
@@ -318,7 +320,9 @@ def _has_overload(root: wp.Function, struct) -> bool:
     return any(next(iter(o.input_types.values())) in (struct_type, Any) for o in overloads)
 
 
-def _check_protocol(field, struct, quantity: str, method: str) -> None:
+def check_protocol(field, struct, quantity: str, method: str) -> None:
+    """Raise InputError unless ``struct`` (``field``'s Warp struct) overloads what ``method`` needs for ``quantity``:
+    ``field_value`` always, and ``field_gradient`` / ``field_hessian`` for autodiff derivatives."""
     name = type(struct).__name__ if getattr(struct, "_cls", None) is None else struct._cls.key
     needs = [field_value]
     if method == "ad" and quantity != "value":
@@ -428,11 +432,14 @@ def _check_finite(xs: wp.array) -> None:
         raise InputError(f"points must be finite; row {bad} is {xs[bad : bad + 1].numpy()[0].tolist()}")
 
 
-def query(field, points, quantity: str, spec: OperatorSpec | None = None, device=None):
+def query(field, points, quantity: str, spec: OperatorSpec | None = None, device=None, first_index: int = 0):
     """``quantity`` ("value", "gradient", "normal", "hessian", "laplacian", "mean-curvature") of
     ``field`` (a ``Field`` handle) at ``points``, computed as ``spec`` says (default: polyfit
     with the field's default scales). Outside the domain [-1, 1]^dim values are extended by the
-    distance to it and derivatives are NaN (see the module's docstring)."""
+    distance to it and derivatives are NaN (see the module's docstring).
+
+    ``first_index`` is the index of ``points[0]`` in a larger batch that was split into pieces:
+    polyfit seeds follow that index, so the pieces' results equal one query of the whole batch."""
     quantity = _normalize_quantity(quantity)
     spec = OperatorSpec.for_field(field) if spec is None else spec
     if not isinstance(spec, OperatorSpec):
@@ -443,12 +450,12 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
     # Torch inputs are read and written on the stream torch is using, in order with the caller's work.
     with torch_stream(device) if batch.kind == "torch" else contextlib.nullcontext():
         struct = field.warp(device)
-        _check_protocol(field, struct, quantity, spec.method)
+        check_protocol(field, struct, quantity, spec.method)
         xs, n = batch.xs, batch.xs.shape[0]
         _check_finite(xs)
         out_type = _output_dtype(quantity, dim)
         out = batch.empty(out_type, (n, *getattr(out_type, "_shape_", ())))
-        args = [struct, spec.warp(), xs, parallel.locality_order(xs), out]
+        args = [int(first_index), struct, spec.warp(), xs, parallel.locality_order(xs), out]
         parallel.launch(_query_kernel(quantity, spec.method, dim), n, args, device)
         if batch.kind == "torch" and device.is_cuda:
             # The locality order is Warp's memory, released when this returns: not before the stream is done with it.
@@ -555,6 +562,7 @@ __all__ = [
     "min_samples",
     "normal",
     "polyfit_offsets",
+    "check_protocol",
     "query",
     "result_size",
     "scale_range",

@@ -12,6 +12,7 @@ import warp as wp
 from tqdm.auto import tqdm
 
 from .. import geometry
+from ..distributed import BatchSampler, Ranks
 from ..errors import InputError
 from ..fields.base import Field
 from ..fields.hybrid import HybridConfig, HybridField
@@ -67,8 +68,24 @@ def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 10
     return report
 
 
-def fit_module(module: HybridModule, pool_x, pool_y, settings: TrainSettings, seed: int, progress: bool = True):
-    """Adam on the L1 loss over random batches of the pool, with the preset's learning rates; returns the last loss."""
+def fit_module(
+    module: HybridModule,
+    pool_x,
+    pool_y,
+    settings: TrainSettings,
+    seed: int,
+    progress: bool = True,
+    group=None,
+    sampler=None,
+):
+    """Adam on the L1 loss over random batches of the pool, with the preset's learning rates; returns the last loss.
+
+    With a process ``group`` every rank holds the same pool and module and computes its share of each batch
+    (``sampler``, default ``BatchSampler``); the gradient sums are all-reduced and every rank takes the same
+    step, as one process would on the union of the shares."""
+    ranks = Ranks(group)
+    if sampler is None:
+        sampler = BatchSampler(pool_x.shape[0], settings.batch_size, seed, ranks.rank, ranks.size)
     tdev = pool_x.device
     decoder = [p for name, p in module.named_parameters() if name != "table"]
     groups = [
@@ -78,13 +95,15 @@ def fit_module(module: HybridModule, pool_x, pool_y, settings: TrainSettings, se
     optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
     decay = math.log(settings.final_learning_rate / settings.learning_rate) / max(settings.steps - 1, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: math.exp(decay * step))
-    generator = torch.Generator(device="cpu").manual_seed(seed)
     bar = tqdm(range(settings.steps), desc="train", disable=not progress, unit="step", mininterval=0.5)
     for _ in bar:
-        batch = torch.randint(0, pool_x.shape[0], (settings.batch_size,), generator=generator).to(tdev)
-        loss = (module(pool_x[batch]) - pool_y[batch]).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with ranks.checkpoint():
+            batch = sampler().to(tdev)
+            # This share's part of the mean over the whole batch (exactly the mean for one process).
+            loss = (module(pool_x[batch]) - pool_y[batch]).abs().mean() * (len(batch) / settings.batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        (loss,) = ranks.sum_gradients(module.parameters(), loss)
         optimizer.step()
         scheduler.step()
         bar.set_postfix(loss=f"{loss.item():.2e}", refresh=False)
@@ -98,10 +117,16 @@ def train_field(
     seed: int = 0,
     device=None,
     progress: bool = True,
+    group=None,
 ) -> tuple[HybridField, dict]:
-    """Fit a hybrid field of ``config`` to the signed distance ``target`` with Adam on an L1 loss."""
+    """Fit a hybrid field of ``config`` to the signed distance ``target`` with Adam on an L1 loss.
+
+    With a process ``group`` (e.g. ``torch.distributed.group.WORLD``) every rank calls this and the ranks
+    train data-parallel (``fit_module``); rank 0 alone shows progress and measures the fit quality (the other
+    ranks' reports hold only the seconds)."""
     if target.dim != config.dim:
         raise InputError(f"training target is {target.dim}D but the field config is {config.dim}D")
+    ranks = Ranks(group)
     device = wp.get_device(device)
     tdev = torch_device(device)
     torch.manual_seed(seed)
@@ -114,7 +139,7 @@ def train_field(
     sampling_seconds = time.perf_counter() - started
 
     module = HybridModule(HybridField(config, seed=seed, normalization=target.normalization), device=device)
-    loss = fit_module(module, pool_x, pool_y, settings, seed, progress)
+    loss = fit_module(module, pool_x, pool_y, settings, seed, progress and ranks.rank == 0, group)
     train_seconds = time.perf_counter() - started
     metadata = {
         "training": {
@@ -127,6 +152,8 @@ def train_field(
         }
     }
     field = module.to_field(metadata)
+    if ranks.rank != 0:
+        return field, {"seconds": train_seconds}
     quality = fit_quality(field, target, seed, device)
     field.metadata["training"]["quality"] = quality
     return field, {**quality, "seconds": train_seconds}
