@@ -25,7 +25,7 @@ np.savez(sys.argv[2], **{key: np.asarray(eval(expression, names)) for key, expre
 def python_blocks() -> list[tuple[str, str]]:
     """(heading of the section it is in, code) for every ```python block of the README."""
     blocks, heading = [], ""
-    for match in re.finditer(r"^## (.*)$|^```python\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL):
+    for match in re.finditer(r"^## ([^\n]*)$|^```python\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL):
         if match.group(1) is not None:
             heading = match.group(1)
         else:
