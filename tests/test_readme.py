@@ -87,3 +87,11 @@ def test_a_block_that_fails_fails_its_test(tmp_path):
     # No field file where the API example loads one.
     with pytest.raises(AssertionError, match="warpfields-demo/field.wfield"):
         run_block(tmp_path, "Python API", kernel="out.numpy()")
+
+
+def test_every_image_the_readme_shows_is_in_the_repository():
+    text = README.read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text) + re.findall(r'<img src="([^"]+)"', text)
+    assert len(images) >= 5
+    for image in images:
+        assert (README.parent / image).is_file(), image
