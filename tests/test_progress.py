@@ -50,3 +50,18 @@ def test_first_compile_is_announced_and_silence_gets_a_heartbeat(tmp_path):
     # The same kernel is cached now: no announcement, no compile time.
     second = run(tmp_path, sleep=0.0)
     assert not any("compiling" in line for line in second[:-1]) and second[-1] == "compiling seconds 0.00"
+
+
+def test_only_rank_zero_prints_progress(tmp_path, monkeypatch):
+    import contextlib
+
+    from warpfields import progress
+    from warpfields.cli import main
+
+    watched = []
+    monkeypatch.setattr(progress, "watch", lambda: watched.append(True) or contextlib.nullcontext())
+    command = ["train", str(tmp_path / "missing.obj"), "--out", str(tmp_path / "f.wfield")]
+    for rank, expected in (("0", 1), ("1", 1)):
+        monkeypatch.setenv("RANK", rank)
+        assert main(command) == 2  # the missing mesh, after the watch has started
+        assert len(watched) == expected

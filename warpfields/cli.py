@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     with _terminate_as_interrupt(), _one_line_warnings(name), progress.quiet_warp(args.verbose):
         try:
             _check_common(args)
-            watch = contextlib.nullcontext() if args.command in QUIET_COMMANDS else progress.watch()
+            # Ranks other than 0 of a torchrun job leave the progress lines to rank 0.
+            other_rank = os.environ.get("RANK", "0") != "0"
+            quiet = args.command in QUIET_COMMANDS or other_rank
+            watch = contextlib.nullcontext() if quiet else progress.watch()
             with watch:
                 return int(args.func(args) or 0)
         except (InputError, JobError) as error:
