@@ -208,9 +208,9 @@ finest resolution {field.config.max_resolution}); fine-tuned: `{tuned_path.name}
 ## Fit
 
 - mean |f - sdf| near the surface: {quality["near_surface_mean_abs_error"]:.5f} (normalised units)
-- level set to mesh, mean two-sided distance: {quality["level_set_two_sided_distance"]:.5f}
+- level set to mesh, mean two-sided distance: {quality["level_set_two_sided_distance"]:.5f} (normalised units)
 - training time: {timings["train"]:.1f} s, fine-tuning time: {timings["finetune"]:.1f} s
-- fine-tuning moved the zero level set by {tune_report["level_set_motion"]:.5f} (mean two-sided distance)
+- fine-tuning moved the zero level set by {tune_report["level_set_motion"]:.5f} (mean two-sided distance, same units)
 
 ## Operators against the mesh ({sizes.eval_points} surface points)
 
