@@ -28,6 +28,9 @@ ARTEFACTS = (
 )
 
 
+SUMS = ("total", "of which compiling kernels")
+
+
 class Stamped(io.TextIOBase):
     """Records when each piece of output was written."""
 
@@ -62,6 +65,8 @@ def test_tiny_demo_writes_everything(tmp_path, monkeypatch):
     data = json.loads((out / "report.json").read_text())
     assert SMOKE_TEST in report and data["smoke_test"] is True
     # Timings as a table, one row per step, with the run's figures.
+    steps = {step: seconds for step, seconds in data["timings"].items() if step not in SUMS}
+    assert 0.9 * data["timings"]["total"] <= sum(steps.values()) <= data["timings"]["total"]  # the steps add up
     for step, seconds in data["timings"].items():
         assert re.search(rf"^\| {re.escape(step)} \| {seconds:.1f} \|$", report, re.MULTILINE), step
     # Every column of the operator table is explained, with its reference and units.
