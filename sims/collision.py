@@ -5,6 +5,8 @@ its own ``normalization``, so a run and its reference agree whatever domains the
 Contact when the signed distance drops below the particle radius: push out along the
 operator's normal, reflect the normal velocity with restitution, and reduce the
 tangential velocity by the Coulomb law (friction impulse <= mu times the normal impulse).
+An optional ground, the plane y = ``ground`` (world units), answers contacts by the same law;
+its contacts do not count as the collider's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ NO_STEP = -1
 PARTICLE_BYTES = 512
 
 
+@wp.func
+def _bounce(v: wp.vec3, n: wp.vec3, restitution: float, friction: float) -> wp.vec3:
+    """The velocity after a contact with normal ``n``: restitution on the normal part, Coulomb friction on the rest."""
+    vn = wp.dot(v, n)
+    if vn >= 0.0:
+        return v
+    vt = v - vn * n
+    normal_impulse = -(1.0 + restitution) * vn
+    keep = wp.max(0.0, 1.0 - friction * normal_impulse / wp.max(wp.length(vt), 1.0e-30))
+    return keep * vt - restitution * vn * n
+
+
 @wp.kernel
 def _collide(
     start: int,
@@ -44,6 +58,8 @@ def _collide(
     radius: float,
     restitution: float,
     friction: float,
+    has_ground: int,
+    ground: float,
     step: int,
     salt: int,
     x: wp.array(dtype=wp.vec3),
@@ -64,17 +80,15 @@ def _collide(
         v_in = vi
         x_in = xi
         xi = xi + (radius - distance) * n
-        vn = wp.dot(vi, n)
-        if vn < 0.0:
-            vt = vi - vn * n
-            normal_impulse = -(1.0 + restitution) * vn
-            keep = wp.max(0.0, 1.0 - friction * normal_impulse / wp.max(wp.length(vt), 1.0e-30))
-            vi = keep * vt - restitution * vn * n
+        vi = _bounce(vi, n, restitution, friction)
         if contact_step[i] == NO_STEP:
             contact_step[i] = step
             contact_x[i] = x_in
             contact_v_in[i] = v_in
             contact_v_out[i] = vi
+    if has_ground != 0 and xi[1] < ground + radius:
+        xi = wp.vec3(xi[0], ground + radius, xi[2])
+        vi = _bounce(vi, wp.vec3(0.0, 1.0, 0.0), restitution, friction)
     if bad_step[i] == NO_STEP and not (wp.isfinite(xi) and wp.isfinite(vi)):
         bad_step[i] = step
     x[i] = xi
@@ -137,7 +151,8 @@ def spawn_positions(field: Field, particles: int, radius: float, seed: int, devi
 
 class CollisionScene(Simulation):
     """Particles falling onto ``field``; ``operator_spec`` (an ``OperatorSpec`` or ``Operator``)
-    gives the contact normal. ``positions``/``velocities`` override the seeded spawn."""
+    gives the contact normal. ``positions``/``velocities`` override the seeded spawn; ``ground``, the
+    height (world y) of a ground plane, or None for none."""
 
     name = "collision"
 
@@ -156,6 +171,7 @@ class CollisionScene(Simulation):
         particle_contact: bool = False,
         positions=None,
         velocities=None,
+        ground: float | None = None,
         device=None,
     ):
         super().__init__(device)
@@ -176,6 +192,8 @@ class CollisionScene(Simulation):
         ):
             if not (math.isfinite(value) and (low < value if name == "radius" else low <= value) and value <= high):
                 raise InputError(f"{name}: expected a finite value in [{low}, {high}], got {value!r}")
+        if ground is not None and not math.isfinite(ground):
+            raise InputError(f"ground: expected a finite height or None, got {ground!r}")
         gravity = np.asarray(gravity, dtype=np.float64)
         if gravity.shape != (3,) or not np.all(np.isfinite(gravity)):
             raise InputError(f"gravity: expected 3 finite numbers, got {gravity.tolist()!r}")
@@ -191,6 +209,7 @@ class CollisionScene(Simulation):
         self.seed = int(seed)
         self.substeps = check_count(substeps, "substeps")
         self.particle_contact = bool(particle_contact)
+        self.ground = None if ground is None else float(ground)
         if positions is None:
             positions = spawn_positions(field, particles, self.radius, self.seed, self.device)
         positions = np.asarray(positions, dtype=np.float32)
@@ -240,6 +259,7 @@ class CollisionScene(Simulation):
             particle_contact=self.particle_contact,
             positions=self.initial_positions,
             velocities=self.initial_velocities,
+            ground=self.ground,
             device=self.device,
         )
 
@@ -259,6 +279,8 @@ class CollisionScene(Simulation):
                 self.radius,
                 self.restitution,
                 self.friction,
+                int(self.ground is not None),
+                0.0 if self.ground is None else self.ground,
                 self.steps,
                 salt,
                 self.x,

@@ -103,6 +103,26 @@ def test_polyfit_normals_match_the_exact_reference():
     assert 0.0 < metrics["angle_p90_deg"] < 0.5
 
 
+def test_ground_reflects_with_restitution_and_holds_particles():
+    # A particle beside the sphere falls onto the ground y = -0.5 under the same contact law as the collider's.
+    scene = CollisionScene(
+        SPHERE, ad_operator(), radius=0.01, restitution=0.5, friction=0.3, positions=[[0.9, 0.0, 0.0]], ground=-0.5
+    )
+    vy = []
+    for _ in range(3000):
+        scene.step(DT)
+        vy.append(float(scene.v.numpy()[0, 1]))
+    first = next(i for i, v in enumerate(vy) if v > 0.0)
+    np.testing.assert_allclose(vy[first], -0.5 * (vy[first - 1] - 9.81 * DT), rtol=1e-5)
+    np.testing.assert_allclose(scene.x.numpy()[0], [0.9, -0.49, 0.0], atol=1e-5)
+    assert abs(vy[-1]) < 0.02
+    assert scene.contacts()["step"][0] == -1  # the ground is not the collider
+    free = CollisionScene(SPHERE, ad_operator(), radius=0.01, positions=[[0.9, 0.0, 0.0]])
+    for _ in range(300):
+        free.step(DT)
+    assert free.x.numpy()[0, 1] < -0.5
+
+
 def test_particle_contact_head_on():
     e = 0.5
     scene = CollisionScene(
@@ -182,6 +202,24 @@ def test_cli_writes_stage_and_summary(tmp_path, capsys):
     meta = stage.GetRootLayer().customLayerData["warpfields"]
     assert meta["scene"] == "collision" and meta["method"] == "ad" and meta["seed"] == 5
     assert meta["metrics"]["final_position_rms"] == 0.0
+    # The ground, by default at the bottom of the collider's surface, is in the stage.
+    ground = np.array(UsdGeom.Mesh(stage.GetPrimAtPath("/World/ground")).GetPointsAttr().Get())
+    np.testing.assert_allclose(ground[:, 1], np.array(collider.GetPointsAttr().Get())[:, 1].min())
+    assert meta["ground"] == pytest.approx(ground[0, 1])
+
+
+def test_cli_ground_catches_what_misses_the_collider(tmp_path, capsys):
+    argv = ["sim", "collision", "--field", "sphere", "--method", "ad", "--particles", "200", "--frames", "60"]
+    lowest = {}
+    for name, extra in (("ground", ["--ground", "-0.6"]), ("none", ["--no-ground"])):
+        out = tmp_path / f"{name}.usd"
+        assert main([*argv, *extra, "--out", str(out), "--mesh-resolution", "16"]) == 0
+        stage = Usd.Stage.Open(str(out))
+        assert stage.GetPrimAtPath("/World/ground").IsValid() == (name == "ground")
+        positions = np.array(UsdGeom.Points(stage.GetPrimAtPath("/World/particles")).GetPointsAttr().Get(60))
+        lowest[name] = positions[:, 1].min()
+    # The particles that miss the ball stay one radius (0.01) above the ground, or fall on without it.
+    assert -0.59 - 1e-5 < lowest["ground"] < -0.55 and lowest["none"] < -2.0
 
 
 @pytest.mark.parametrize(

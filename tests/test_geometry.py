@@ -152,3 +152,20 @@ def test_hybrid_field_level_set():
     axis = np.linspace(-1, 1, 9)
     corner_points = np.array([[axis[i], axis[j], axis[k]] for i, j, k in [(0, 0, 0), (8, 3, 1), (2, 7, 5)]])
     assert np.array_equal(geometry.evaluate_values(field, corner_points), grid[[0, 8, 2], [0, 3, 7], [0, 1, 5]])
+
+
+def test_closest_on_mesh_gives_the_face_barycentrics_and_distance():
+    rng = np.random.default_rng(0)
+    ball = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    faces = rng.choice(len(ball.faces), 200)
+    weights = rng.dirichlet((2.0, 2.0, 2.0), 200)
+    on_surface = np.einsum("nk,nkd->nd", weights, ball.vertices[ball.faces[faces]])
+    # Just off each face along its normal: the closest point of the mesh is the point on the face.
+    points = on_surface + 0.01 * ball.face_normals[faces]
+    face_ids, barycentrics, distances = geometry.closest_on_mesh(points, ball.vertices, ball.faces)
+    np.testing.assert_array_equal(face_ids, faces)
+    np.testing.assert_allclose(barycentrics, weights, atol=1e-5)
+    np.testing.assert_allclose(distances, 0.01, atol=1e-6)
+    normals = geometry.closest_reference_normals(Mesh(ball.vertices, ball.faces, "ball"), points)
+    expected = geometry.reference_normals(Mesh(ball.vertices, ball.faces, "ball"), faces, weights)
+    np.testing.assert_allclose(normals, expected, atol=1e-5)

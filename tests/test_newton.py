@@ -3,7 +3,6 @@ scene end to end, and every bad argument."""
 
 import math
 import warnings
-from pathlib import Path
 
 import newton
 import numpy as np
@@ -312,16 +311,3 @@ def test_cloth_on_a_tiny_field_writes_a_valid_stage(tiny_sphere_field, tmp_path,
     metrics = dict(stage.GetRootLayer().customLayerData)["warpfields"]["metrics"]
     assert metrics["field"]["penetration_per_radius"] < 1.0
     assert metrics["field"]["deviation_mean"] < 0.05
-
-
-def test_readme_newton_example_runs_as_written():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = readme.split("## Use a field in Newton", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-    namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    positions = namespace["state"].particle_q.numpy().astype(np.float64)
-    gaps = np.linalg.norm(positions - [0.0, 0.5, 0.0], axis=1) - 0.5
-    radius = 0.02
-    resting = gaps < 2 * radius
-    assert np.count_nonzero(resting) >= 5
-    assert np.all(gaps > 0.9 * radius)

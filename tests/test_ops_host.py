@@ -344,6 +344,8 @@ def test_no_zero_normal_is_presented_as_a_result():
 _FIRST_CALLS = """
 import json, sys, threading
 import numpy as np
+import warp as wp
+wp.init()  # Warp's banner, which warpfields' own initialisation leaves out: it must appear once
 from warpfields import ops
 from warpfields.fields.hybrid import HybridConfig, HybridField
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _import_from(tmp_path, module: str) -> subprocess.CompletedProcess:
@@ -19,3 +20,15 @@ def test_scenes_ship_as_warpfields_sims_and_not_as_a_top_level_package(tmp_path)
     top_level = _import_from(tmp_path, "sims")
     assert top_level.returncode != 0
     assert "No module named 'sims'" in top_level.stderr
+
+
+def test_python_in_the_folder_holding_a_clone_named_warpfields_gets_the_package(tmp_path):
+    # There the clone's root comes first on the path, before the installed package.
+    clone = Path(__file__).resolve().parents[1]
+    (tmp_path / "warpfields").symlink_to(clone, target_is_directory=True)
+    code = (
+        "import warpfields, warpfields.sims.collision; print(warpfields.AnyField, warpfields.sims.collision.__file__)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == str(clone / "sims" / "collision.py")

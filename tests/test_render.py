@@ -7,7 +7,7 @@ import warpfields as wf
 from warpfields.cli import main
 from warpfields.errors import InputError
 from warpfields.ops.host import OperatorSpec
-from warpfields.render import Camera, light_direction, render
+from warpfields.render import Camera, labelled_row, light_direction, render
 
 CAMERA = Camera(eye=(0.0, 0.0, 3.0), orthographic=True, extent=1.0)
 SIZE = 64
@@ -67,9 +67,37 @@ def test_render_command_compare_and_bad_inputs(tmp_path, capsys):
     assert main(["render", "sphere", "--compare", "--width", "40", "--height", "32", "--out", str(out)]) == 0
     from PIL import Image
 
-    assert Image.open(out).size == (120, 32)
+    width, height = Image.open(out).size
+    assert width == 3 * 40 + 2 * 2 and height > 32
     assert main(["render", "circle", "--out", str(tmp_path / "c.png")]) == 2
     assert "3D" in capsys.readouterr().err
     assert main(["render", "sphere", "--out", str(tmp_path / "missing" / "c.png")]) == 2
     with pytest.raises(InputError, match="size"):
         render(wf.sphere(0.5), OperatorSpec.for_field(wf.sphere(0.5)), 0, 10)
+
+
+@pytest.mark.parametrize("width", [96, 320])
+def test_compare_labels_stay_over_their_images_with_their_words_apart(width):
+    labels = ["autodiff", "finite differences", "polyfit cubature k=16"]
+    images = [np.full((width, width, 3), 60, np.uint8)] * 3
+    row = labelled_row(images, labels).astype(int)
+    band = row.shape[0] - width
+    np.testing.assert_array_equal(row[band:, :width], images[0])
+    ink = row[:band].max(axis=2) > 120
+    gap = (row.shape[1] - 3 * width) // 2
+    words = []
+    for i in range(3):
+        left = i * (width + gap)
+        assert not ink[:, left - gap : left].any() if i else True
+        assert not ink[:, left : left + 2].any() and not ink[:, left + width - 2 : left + width].any()
+        panel = ink[:, left : left + width]
+        count = 0
+        # Per text line, words are runs of inked columns split by blank runs wider than a letter gap.
+        lines = np.split(np.arange(band), np.nonzero(np.diff(panel.any(axis=1).astype(int)) != 0)[0] + 1)
+        for rows in (r for r in lines if panel[r].any()):
+            columns = panel[rows].any(axis=0).astype(int)
+            edges = np.nonzero(np.diff(np.concatenate([[0], columns, [0]])))[0].reshape(-1, 2)
+            blanks = edges[1:, 0] - edges[:-1, 1]
+            count += 1 + int(np.sum(blanks >= max(4, 0.4 * len(rows))))
+        words.append(count)
+    assert words == [1, 2, 3]

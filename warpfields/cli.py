@@ -5,6 +5,10 @@ exposes ``register(subparsers)`` (modules starting with ``_`` are helpers); heav
 Bad input ends in one line and exit status 2; warnings are one line each; Ctrl-C (SIGINT) and
 SIGTERM end in one line saying what became of the output, with status 130 and 143, after the
 outputs' temporary files are removed and the old output is left as it was.
+
+Warp's own messages (its init banner, a line per module loaded) are hidden unless ``--verbose``; long
+commands instead say when Warp compiles kernels and print a heartbeat after 10 s without output
+(``warpfields.progress``). ``info`` and ``query`` stay quiet: scripts read their output.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import signal
 import sys
 import warnings
 
-from . import commands
+from . import commands, progress
 from .errors import InputError, JobError, Terminated
 
 SEED_RANGE = (0, 2**31 - 1)
 DEVICE_HELP = "Warp device, e.g. cpu or cuda:0 (default: Warp's default)"
+QUIET_COMMANDS = ("info", "query")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Accurate spatial derivatives of hybrid neural fields, in Warp.",
     )
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--verbose", action="store_true", help="also print Warp's own messages (module loads)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -110,10 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     name = f"warpfields {args.command}"
     out = getattr(args, "out", None)
     before = _file_state(out)
-    with _terminate_as_interrupt(), _one_line_warnings(name):
+    with _terminate_as_interrupt(), _one_line_warnings(name), progress.quiet_warp(args.verbose):
         try:
             _check_common(args)
-            return int(args.func(args) or 0)
+            # Ranks other than 0 of a torchrun job leave the progress lines to rank 0.
+            other_rank = os.environ.get("RANK", "0") != "0"
+            quiet = args.command in QUIET_COMMANDS or other_rank
+            watch = contextlib.nullcontext() if quiet else progress.watch()
+            with watch:
+                return int(args.func(args) or 0)
         except (InputError, JobError) as error:
             print(f"{name}: error: {error}", file=sys.stderr)
             return 2 if isinstance(error, InputError) else 1

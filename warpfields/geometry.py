@@ -36,15 +36,25 @@ def _project_kernel(start: int, field: Any, points: wp.array(dtype=Any), steps: 
 
 
 @wp.kernel
-def _distance_kernel(
-    start: int, mesh: wp.uint64, points: wp.array(dtype=wp.vec3), max_dist: float, out: wp.array(dtype=float)
+def _closest_kernel(
+    start: int,
+    mesh: wp.uint64,
+    points: wp.array(dtype=wp.vec3),
+    max_dist: float,
+    face_ids: wp.array(dtype=int),
+    barycentrics: wp.array(dtype=wp.vec3),
+    distances: wp.array(dtype=float),
 ):
     i = start + wp.tid()
     x = points[i]
     q = wp.mesh_query_point_no_sign(mesh, x, max_dist)
-    out[i] = max_dist
+    face_ids[i] = -1
+    distances[i] = max_dist
     if q.result:
-        out[i] = wp.length(x - wp.mesh_eval_position(mesh, q.face, q.u, q.v))
+        face_ids[i] = q.face
+        # mesh_eval_position weighs the face's corners by (u, v, 1 - u - v).
+        barycentrics[i] = wp.vec3(q.u, q.v, 1.0 - q.u - q.v)
+        distances[i] = wp.length(x - wp.mesh_eval_position(mesh, q.face, q.u, q.v))
 
 
 # --- values --------------------------------------------------------------------------
@@ -262,14 +272,23 @@ def extract_level_set(field: Field, resolution: int, device=None, level: float =
 
         vertices, faces, _, _ = marching_cubes(values, level=level, spacing=(step,) * 3)
         return vertices.astype(np.float64) - 1.0, faces.astype(np.int32)
+    points, segments = contour_lines(values, level)
+    return points * step - 1.0, segments
+
+
+def contour_lines(values: np.ndarray, level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``level`` lines of a 2D array by marching squares: ``(points (n, 2) in index coordinates
+    (row, column), segments (m, 2) int32)``; empty arrays when there are none."""
     from skimage.measure import find_contours
 
     lines = find_contours(values, level)
+    if not lines:
+        return np.zeros((0, 2)), np.zeros((0, 2), dtype=np.int32)
     offsets = np.cumsum([0] + [len(line) for line in lines])
     segments = np.concatenate(
         [np.stack([np.arange(a, b - 1), np.arange(a + 1, b)], axis=1) for a, b in zip(offsets[:-1], offsets[1:])]
     )
-    return np.concatenate(lines) * step - 1.0, segments.astype(np.int32)
+    return np.concatenate(lines), segments.astype(np.int32)
 
 
 def object_bounds(field: Field, resolution: int = 48, device=None) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +302,10 @@ def object_bounds(field: Field, resolution: int = 48, device=None) -> tuple[np.n
     return lo, hi
 
 
-def _distances_to_mesh(points: np.ndarray, vertices, faces, device) -> np.ndarray:
+def closest_on_mesh(points, vertices, faces, device=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of the (n, 3) ``points``, the closest point of the triangle mesh ``(vertices, faces)``:
+    ``(face_ids (n,), barycentrics (n, 3), distances (n,))``."""
+    points = _checked_points(points, 3)
     device = wp.get_device(device)
     vertices = np.asarray(vertices, dtype=np.float32)
     mesh = wp.Mesh(
@@ -292,10 +314,19 @@ def _distances_to_mesh(points: np.ndarray, vertices, faces, device) -> np.ndarra
     )
     extent = np.ptp(np.concatenate([vertices, points]), axis=0)
     max_dist = float(np.linalg.norm(extent)) * 2 + 1.0
-    x = wp.array(points.astype(np.float32), dtype=wp.vec3, device=device)
-    out = wp.empty(len(points), dtype=float, device=device)
-    launch(_distance_kernel, len(points), [mesh.id, x, max_dist, out], device)
-    return out.numpy()
+    n = len(points)
+    x = wp.array(points, dtype=wp.vec3, device=device)
+    face_ids = wp.empty(n, dtype=int, device=device)
+    barycentrics = wp.zeros(n, dtype=wp.vec3, device=device)
+    distances = wp.empty(n, dtype=float, device=device)
+    launch(_closest_kernel, n, [mesh.id, x, max_dist, face_ids, barycentrics, distances], device)
+    return face_ids.numpy(), barycentrics.numpy().astype(np.float64), distances.numpy()
+
+
+def closest_reference_normals(mesh: Mesh, points, device=None) -> np.ndarray:
+    """The paper's reference normal (interpolated vertex normals) at the point of ``mesh`` closest to each point."""
+    face_ids, barycentrics, _ = closest_on_mesh(points, mesh.vertices, mesh.faces, device)
+    return reference_normals(mesh, face_ids, barycentrics)
 
 
 def two_sided_distance(verts_a, faces_a, verts_b, faces_b, n: int, seed: int, device=None) -> float:
@@ -303,8 +334,8 @@ def two_sided_distance(verts_a, faces_a, verts_b, faces_b, n: int, seed: int, de
     of A to surface B and from ``n`` samples of B to surface A (3D triangle meshes)."""
     points_a = _sample_simplices(verts_a, faces_a, n, seed)[0]
     points_b = _sample_simplices(verts_b, faces_b, n, seed + 1)[0]
-    a_to_b = _distances_to_mesh(points_a, verts_b, faces_b, device)
-    b_to_a = _distances_to_mesh(points_b, verts_a, faces_a, device)
+    a_to_b = closest_on_mesh(points_a, verts_b, faces_b, device)[2]
+    b_to_a = closest_on_mesh(points_b, verts_a, faces_a, device)[2]
     return 0.5 * (float(a_to_b.mean()) + float(b_to_a.mean()))
 
 
@@ -317,6 +348,9 @@ def level_set_motion(field_a: Field, field_b: Field, resolution: int = 256, seed
 
 
 __all__ = [
+    "closest_on_mesh",
+    "closest_reference_normals",
+    "contour_lines",
     "evaluate_values",
     "extract_level_set",
     "grid_values",

@@ -27,6 +27,7 @@ MAX_STEPS = 256
 HIT_EPSILON = 2.0e-4
 # Colour and hit mask on the device (16 B), their host copies and the float32 steps to 8-bit RGB (~80 B).
 BYTES_PER_PIXEL = 96
+BACKGROUND = (24, 25, 30)  # around the images of a comparison, close to the render's own background
 
 
 @dataclass(frozen=True)
@@ -174,15 +175,62 @@ def render(field, spec, width: int = 320, height: int = 320, camera: Camera | No
 
 
 def render_compare(fields, specs, labels, width=320, height=320, camera=None, device=None) -> np.ndarray:
-    """Images of each (field, spec) side by side, each labelled."""
+    """Images of each (field, spec) side by side, each with its label above it."""
+    images = [render(field, spec, width, height, camera, device)[0] for field, spec in zip(fields, specs, strict=True)]
+    return labelled_row(images, labels)
+
+
+def labelled_row(images: list[np.ndarray], labels: list[str]) -> np.ndarray:
+    """Equal-sized images in a row with a gap between them, each label centred in a band above its image
+    (wrapped at spaces, the type size chosen so that every word fits its image's width)."""
     from PIL import Image, ImageDraw
 
-    panels = []
-    for field, spec, label in zip(fields, specs, labels, strict=True):
-        image = Image.fromarray(render(field, spec, width, height, camera, device)[0])
-        ImageDraw.Draw(image).text((6, 4), label, fill=(255, 255, 255))
-        panels.append(np.asarray(image))
-    return np.concatenate(panels, axis=1)
+    height, width = images[0].shape[:2]
+    gap = max(2, width // 48)
+    margin = max(2, width // 32)
+    size = max(8, min(24, width // 10))
+    longest = max((word for label in labels for word in label.split()), key=len, default="")
+    while size > 8 and _Label(size).width([longest]) > width - 2 * margin:
+        size -= 1
+    label = _Label(size)
+    wrapped = [label.wrap(text, width - 2 * margin) for text in labels]
+    line_height = int(size * 1.3)
+    band = line_height * max(len(lines) for lines in wrapped) + 2 * margin
+    canvas = Image.new("RGB", (len(images) * width + (len(images) - 1) * gap, band + height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for i, (image, lines) in enumerate(zip(images, wrapped, strict=True)):
+        left = i * (width + gap)
+        canvas.paste(Image.fromarray(image), (left, band))
+        for row, words in enumerate(lines):
+            x = left + (width - label.width(words)) / 2
+            for word in words:
+                draw.text((x, margin + row * line_height), word, fill=(235, 235, 235), font=label.font)
+                x += label.width([word]) + label.space
+    return np.asarray(canvas)
+
+
+class _Label:
+    """Words set one by one: the default font's own space is about as narrow as the gap between two letters,
+    which runs words together in small type."""
+
+    def __init__(self, size: int):
+        from PIL import Image, ImageDraw, ImageFont
+
+        self.font = ImageFont.load_default(size=size)
+        self.space = 0.6 * size
+        self._draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def width(self, words: list[str]) -> float:
+        return sum(self._draw.textlength(w, font=self.font) for w in words) + self.space * max(len(words) - 1, 0)
+
+    def wrap(self, text: str, width: float) -> list[list[str]]:
+        lines = []
+        for word in text.split():
+            if lines and self.width([*lines[-1], word]) <= width:
+                lines[-1].append(word)
+            else:
+                lines.append([word])
+        return lines or [[]]
 
 
 def write_png(image: np.ndarray, path) -> None:

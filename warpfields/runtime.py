@@ -6,7 +6,9 @@ two threads making their first query at once built two runtimes and two copies o
 field's struct type, one of them without its overloads. Warp is therefore initialised
 here, once, at import (imports are serialised by Python), and every cache of generated
 Warp code (struct types, overloads, kernels) and of per-device field objects fills under
-``build_lock``.
+``build_lock``. That import-time initialisation skips Warp's banner (devices, kernel cache), which would
+otherwise print on every ``import warpfields``; Warp's log level is left as it was, and a program that
+calls ``wp.init()`` itself before importing warpfields still sees the banner.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ import warp as wp
 
 from .errors import InputError
 
-wp.init()
+_log_level = wp.config.log_level
+wp.config.log_level = max(_log_level, wp.LOG_WARNING)
+try:
+    wp.init()
+finally:
+    wp.config.log_level = _log_level
 
 build_lock = threading.RLock()
 """Held while Warp code is generated, registered, specialised or loaded and while per-device caches fill

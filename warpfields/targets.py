@@ -21,3 +21,18 @@ def load_target(source: str, prim: str | None = None) -> Field:
     mesh = load_mesh(source, prim=prim)
     normalization = normalization_for(mesh)
     return MeshSDF(mesh.normalized(normalization), normalization=normalization)
+
+
+def load_reference(source: str, field: Field) -> Field:
+    """The ground truth for ``field``: a mesh (as a mesh SDF in the field's normalisation), a field file or a shape."""
+    from pathlib import Path
+
+    from .io.fieldfile import load_field
+    from .io.mesh import TRIMESH_EXTENSIONS, USD_EXTENSIONS
+
+    if source == "bunny" or Path(source).suffix.lower() in TRIMESH_EXTENSIONS | USD_EXTENSIONS:
+        from .fields.mesh_sdf import MeshSDF
+        from .io.mesh import load_mesh
+
+        return MeshSDF(load_mesh(source).normalized(field.normalization), field.normalization)
+    return load_field(source)

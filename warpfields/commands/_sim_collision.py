@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from ..errors import InputError
-from ._sim_common import check_common_arguments, load_reference, operator_from_args, settings
+from ..targets import load_reference
+from ._sim_common import check_common_arguments, operator_from_args, settings
 
 HELP = "particles with restitution and friction falling onto the field as a collider"
 
@@ -22,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="ground truth: mesh file or 'bunny', field file, or shape word (default: the field itself if analytic)",
     )
     p.add_argument("--mesh-resolution", type=int, default=96, help="marching-cubes grid of the collider (default 96)")
+    ground = p.add_mutually_exclusive_group()
+    ground.add_argument(
+        "--ground", type=float, default=None, help="height (y) of the ground plane (default: the bottom of the object)"
+    )
+    ground.add_argument("--no-ground", action="store_true", help="no ground: particles that miss the object fall on")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         reference = load_reference(args.reference, field)
     else:
         reference = field if field.kind == "analytic" else None
+    vertices, faces = surface_mesh(field, args.mesh_resolution, args.device)
+    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    ground = None if args.no_ground else low[1] if args.ground is None else args.ground
     scene = CollisionScene(
         field,
         spec,
@@ -52,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         substeps=args.substeps,
         particle_contact=args.particle_contact,
+        ground=ground,
         device=args.device,
     )
-    vertices, faces = surface_mesh(field, args.mesh_resolution, args.device)
     rows = [("field", args.field), ("method", spec.method), ("particles", scene.particles), ("radius", scene.radius)]
-    with StageRecorder(args.out, fps=1.0 / args.dt, metadata={"scene": "collision", **settings(args)}) as recorder:
+    rows.append(("ground", "none" if ground is None else ground))
+    metadata = {"scene": "collision", **settings(args), "ground": ground}
+    with StageRecorder(args.out, fps=1.0 / args.dt, metadata=metadata) as recorder:
         recorder.add_static_mesh("collider", vertices, faces)
+        if ground is not None:
+            recorder.add_static_mesh("ground", *ground_quad(low, high, ground))
         scene.run(args.frames, args.dt, recorder=recorder)
         rows += [("steps", scene.steps), ("ms per step", 1e3 * scene.seconds_per_step)]
         if reference is not None:
@@ -72,3 +87,12 @@ def run(args: argparse.Namespace) -> int:
     if reference is None:
         print("(no reference: pass --reference MESH_OR_FIELD for divergence metrics)")
     return 0
+
+
+def ground_quad(low, high, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """A square of the ground at ``height``, centred under the box [low, high], three times its horizontal size."""
+    center = (np.asarray(low) + np.asarray(high)) / 2
+    half = 1.5 * float(max(high[0] - low[0], high[2] - low[2]))
+    corners = [(-1, -1), (-1, 1), (1, 1), (1, -1)]
+    vertices = np.array([[center[0] + a * half, height, center[2] + b * half] for a, b in corners])
+    return vertices, np.array([[0, 1, 2, 3]])

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..io.mesh import TRIMESH_EXTENSIONS, USD_EXTENSIONS
 from ..ops.host import METHODS, STENCILS
 
 
@@ -63,15 +62,3 @@ def operator_from_args(args: argparse.Namespace, field, quantity: str):
 def settings(args: argparse.Namespace) -> dict:
     """The run's options, for the stage's metadata."""
     return {key: value for key, value in vars(args).items() if key != "func"}
-
-
-def load_reference(source: str, field):
-    """The ground truth for ``field``: a mesh (as a mesh SDF in the field's normalisation), a field file or a shape."""
-    from warpfields.io.fieldfile import load_field
-
-    if source == "bunny" or Path(source).suffix.lower() in TRIMESH_EXTENSIONS | USD_EXTENSIONS:
-        from warpfields.fields.mesh_sdf import MeshSDF
-        from warpfields.io.mesh import load_mesh
-
-        return MeshSDF(load_mesh(source).normalized(field.normalization), field.normalization)
-    return load_field(source)
