@@ -19,6 +19,7 @@ import sys
 import warnings
 
 from . import commands
+from ._version import __version__
 from .errors import InputError, JobError, Terminated
 
 SEED_RANGE = (0, 2**31 - 1)
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="warpfields",
         description="Accurate spatial derivatives of hybrid neural fields, in Warp.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0 (default: Warp's default)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
