@@ -5,13 +5,13 @@ protocol, generated with every per-grid constant (resolution, table offset, dens
 hashed) fixed at compile time. The MLP is written as column updates on vectors of the
 hidden width, which is what keeps one-point-per-thread evaluation fast on CPUs.
 
-Parameters (float32), shared by every device copy and by the torch bridge:
+Parameters (float32), shared by every device copy and by the torch bridge::
 
-- ``table``   (entries * F,)           features of every grid, grid after grid
-- ``w_in``    (n_in, H)                first layer, row i multiplies encoding feature i
-- ``w_hidden``(max(n_hidden - 1, 1) * H, H)  hidden layers, row j multiplies activation j
-- ``b_hidden``(n_hidden, H)
-- ``w_out``   (1, H), ``b_out`` (1,)
+    table     (entries * F,)                  features of every grid, grid after grid
+    w_in      (n_in, H)                       first layer, row i multiplies encoding feature i
+    w_hidden  (max(n_hidden - 1, 1) * H, H)   hidden layers, row j multiplies activation j
+    b_hidden  (n_hidden, H)
+    w_out     (1, H), b_out (1,)
 """
 
 from dataclasses import asdict, replace

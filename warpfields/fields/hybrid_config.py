@@ -112,6 +112,8 @@ PRESETS = {
 
 
 def preset_config(name: str, dim: int = 3, encoding: str = "hash") -> HybridConfig:
+    """The configuration of a named preset (``PRESETS``) for dimension ``dim`` (2 or 3) and ``encoding``
+    (``hash``, ``dense`` or ``triplane``). Raises ``InputError`` for an unknown preset."""
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     base = asdict(PRESETS[name])
@@ -122,6 +124,7 @@ PARAMETER_NAMES = ("table", "w_in", "w_hidden", "b_hidden", "w_out", "b_out")
 
 
 def parameter_shapes(config: HybridConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter array (float32) of a field of this configuration, by name."""
     H = config.hidden_width
     return {
         "table": (config.table_length,),

@@ -58,7 +58,12 @@ def save_field(field: Field, path: str | os.PathLike) -> Path:
         if name == HEADER_KEY or array.dtype.hasobject:
             raise InputError(f"{what}: array {name!r} ({array.dtype}) cannot be stored")
     _check_finite(arrays, f"{what}: cannot save the field;")
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, **field.header(), WRITTEN_BY: f"warpfields {__version__}"}
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **field.header(),
+        WRITTEN_BY: f"warpfields {__version__}",
+    }
     encoded = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     with atomic_path(path, "field file") as tmp:
         # Through a file object numpy writes exactly this path instead of appending ".npz".

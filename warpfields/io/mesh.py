@@ -40,6 +40,7 @@ class Mesh:
 
 
 def bunny_path() -> Path:
+    """Path of the Stanford bunny that ships with Warp (``warp/examples/assets/bunny.usd``)."""
     import warp.examples
 
     return Path(warp.examples.get_asset_directory()) / "bunny.usd"
