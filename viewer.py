@@ -25,6 +25,8 @@ def init_polyscope(headless: bool) -> None:
     import polyscope as ps
 
     ps.set_program_name("warpfields")
+    # Polyscope would otherwise write its settings (imgui.ini) into the user's working folder.
+    ps.set_use_prefs_file(False)
     ps.set_up_dir("y_up")
     ps.init("openGL3_egl" if headless else "")
 

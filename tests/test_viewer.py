@@ -38,7 +38,9 @@ def screenshot(tmp_path, *args) -> np.ndarray:
     from PIL import Image
 
     out = tmp_path / "shot.png"
-    run = subprocess.run([sys.executable, str(VIEWER), *args, "--screenshot", str(out)], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(VIEWER), *args, "--screenshot", str(out)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     return np.asarray(Image.open(out).convert("RGB")).astype(int)
 
@@ -55,6 +57,11 @@ def test_field_screenshot_shows_the_sphere(egl, tmp_path):
     assert abs(rows.mean() / height - 0.5) < 0.2 and abs(cols.mean() / width - 0.5) < 0.2
     # A round blob: its extent is about equal across and down (the view is not distorted).
     assert 0.7 < (np.ptp(rows) + 1) / (np.ptp(cols) + 1) < 1.4
+
+
+def test_the_viewer_writes_no_settings_file_into_the_working_folder(egl, tmp_path):
+    screenshot(tmp_path, "sphere")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shot.png"]
 
 
 def test_stage_screenshot_shows_the_particles(egl, tmp_path):
