@@ -1,5 +1,6 @@
 """The public API is what the public modules list in ``__all__``; every function, class, Warp function and Warp
-struct in it has a docstring (the API reference in docs/ is built from them)."""
+struct in it, and every public method and property of its classes, has a docstring (the API reference in docs/
+is built from them)."""
 
 import importlib
 import inspect
@@ -60,3 +61,32 @@ def test_every_public_name_exists_and_has_a_docstring(module_name):
         if documentable(value) and not (docstring(value) or "").strip():
             undocumented.append(name)
     assert undocumented == [], f"{module_name}: public names without a docstring"
+
+
+def public_classes() -> list[type]:
+    classes = {}
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isclass(value) and value.__module__.startswith("warpfields"):
+                classes[f"{value.__module__}.{value.__qualname__}"] = value
+    return [classes[name] for name in sorted(classes)]
+
+
+@pytest.mark.parametrize("cls", public_classes(), ids=lambda cls: cls.__qualname__)
+def test_every_public_method_and_property_has_a_docstring(cls):
+    """An override may take its docstring from the method it overrides (as the reference shows it)."""
+    undocumented = []
+    for name, member in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(member, property):
+            doc = member.__doc__ or inspect.getdoc(getattr(cls, name, None))
+        elif inspect.isfunction(member) or isinstance(member, (classmethod, staticmethod)):
+            doc = inspect.getdoc(getattr(cls, name))
+        else:
+            continue
+        if not (doc or "").strip():
+            undocumented.append(name)
+    assert undocumented == [], f"{cls.__qualname__}: public methods without a docstring"

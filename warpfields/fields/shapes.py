@@ -50,6 +50,7 @@ class AnalyticField(Field):
 
     @classmethod
     def from_parts(cls, header: dict, arrays: dict) -> AnalyticField:
+        """The field a file's header describes (analytic fields store no arrays)."""
         return cls(header["shape"], Normalization.from_dict(header["normalization"]), **header["params"])
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ class Mesh:
     name: str = "mesh"
 
     def normalized(self, normalization: Normalization) -> Mesh:
+        """This mesh with its vertices mapped into field coordinates by ``normalization``."""
         return Mesh(normalization.to_field(self.vertices), self.faces.copy(), self.name)
 
     def open_edges(self) -> int:
