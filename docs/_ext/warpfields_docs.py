@@ -115,7 +115,7 @@ def command_rst(parser: argparse.ArgumentParser, description: str, nested: bool 
     (nested) a section per subcommand."""
     parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)
     usage = parser.format_usage().removeprefix("usage: ").strip()
-    lines = [_sentence(description), "", ".. code-block:: text", ""]
+    lines = [_sentence(description), "", f".. program:: {parser.prog}", "", ".. code-block:: text", ""]
     lines += ["   " + line for line in usage.splitlines()] + [""]
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
