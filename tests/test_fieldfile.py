@@ -237,3 +237,24 @@ def test_a_field_with_non_finite_parameters_is_not_saved(tmp_path, fake_kind):
     with pytest.raises(InputError, match="cannot save the field; array 'table' holds 1 non-finite values"):
         save_field(field, tmp_path / "f.wfield")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_record_the_version_that_wrote_them_and_info_shows_it(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "s.wfield"
+    save_field(wf.sphere(), path)
+    assert read_header(path)[fieldfile.WRITTEN_BY] == f"warpfields {wf.__version__}"
+    monkeypatch.setattr(fieldfile, "__version__", "7.8.9")
+    save_field(wf.sphere(), path)
+    assert main(["info", str(path)]) == 0
+    assert "written by:    warpfields 7.8.9\n" in capsys.readouterr().out
+    # A file from before the version was recorded still reads, and says so.
+    with np.load(path) as data:
+        entries = {name: data[name] for name in data.files}
+    header = json.loads(entries[fieldfile.HEADER_KEY].tobytes())
+    del header[fieldfile.WRITTEN_BY]
+    entries[fieldfile.HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(path, "wb") as out:
+        np.savez(out, **entries)
+    assert load_field(path).params["radius"] == 0.5
+    assert main(["info", str(path)]) == 0
+    assert "written by:    not recorded" in capsys.readouterr().out

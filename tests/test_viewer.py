@@ -30,9 +30,12 @@ def load_viewer():
 
 
 @pytest.fixture(scope="module")
-def egl():
+def egl(tmp_path_factory):
     probe = subprocess.run(
-        [sys.executable, "-c", "import polyscope as ps; ps.init('openGL3_egl')"], capture_output=True, text=True
+        [sys.executable, "-c", "import polyscope as ps; ps.init('openGL3_egl')"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path_factory.mktemp("egl-probe"),  # Polyscope's settings file lands there, not in the checkout
     )
     if probe.returncode == 0:
         return

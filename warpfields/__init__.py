@@ -10,6 +10,7 @@ the field type (annotate kernel arguments with ``AnyField``). Host-side: ``warpf
 from typing import Any
 
 from . import geometry, ops
+from ._version import __version__
 from .fields import *  # noqa: F403
 from .fields import __all__ as _fields_all
 from .ops.funcs import *  # noqa: F403
@@ -18,5 +19,4 @@ from .ops.funcs import __all__ as _funcs_all
 AnyField = Any
 """Annotation for kernel arguments that take any field struct."""
 
-__version__ = "0.1.0"
-__all__ = [*_fields_all, *_funcs_all, "AnyField", "geometry", "ops"]
+__all__ = [*_fields_all, *_funcs_all, "AnyField", "__version__", "geometry", "ops"]

@@ -23,6 +23,7 @@ import sys
 import warnings
 
 from . import commands, progress
+from ._version import __version__
 from .errors import InputError, JobError, Terminated
 
 SEED_RANGE = (0, 2**31 - 1)
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="warpfields",
         description="Accurate spatial derivatives of hybrid neural fields, in Warp.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--verbose", action="store_true", help="also print Warp's own messages (module loads)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -23,3 +23,6 @@ class JobError(RuntimeError):
 
 class JobInputError(InputError, JobError):
     """A ``JobError`` whose cause was bad input on the failing ranks (the CLI exits 2, as for any bad input)."""
+
+
+__all__ = ["InputError", "InputWarning", "JobError", "JobInputError", "Terminated"]

@@ -240,7 +240,8 @@ def mean_curvature_vertices(mesh: Mesh) -> np.ndarray:
 
 
 def grid_values(field: Field, resolution: int, device=None) -> np.ndarray:
-    """``field_value`` on a ``resolution``^dim grid spanning [-1, 1]^dim (axis i of the result is coordinate i)."""
+    """``field_value`` on a grid of ``resolution ** dim`` points spanning [-1, 1]^dim (axis i of the result is
+    coordinate i)."""
     if not (isinstance(resolution, int | np.integer) and 2 <= resolution <= 2048):
         raise InputError(f"grid resolution {resolution!r} must be an integer in [2, 2048]")
     check_memory(f"a {resolution}^{field.dim} grid, cells", resolution**field.dim, _GRID_CELL_BYTES, device)

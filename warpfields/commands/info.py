@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-_SHOWN_ELSEWHERE = {"format", "format_version", "kind", "dim", "normalization", "metadata"}
+from ..io.fieldfile import WRITTEN_BY
+
+_SHOWN_ELSEWHERE = {"format", "format_version", WRITTEN_BY, "kind", "dim", "normalization", "metadata"}
 
 
 def register(subparsers) -> None:
@@ -28,10 +30,14 @@ def _block(title: str, value, indent: str = "") -> list[str]:
 def describe(header: dict, arrays: dict[str, np.ndarray]) -> str:
     """Readable text for a field file's header and arrays."""
     normalization = header.get("normalization", {})
-    lines = [
-        f"format:        {header['format']} v{header['format_version']}"
-        if "format" in header
-        else "format:        built-in shape",
+    if "format" in header:
+        lines = [
+            f"format:        {header['format']} v{header['format_version']}",
+            f"written by:    {header.get(WRITTEN_BY, 'not recorded (an older file)')}",
+        ]
+    else:
+        lines = ["format:        built-in shape"]
+    lines += [
         f"kind:          {header['kind']}",
         f"dimension:     {header.get('dim', '?')}",
         f"normalization: center {normalization.get('center')}, scale {normalization.get('scale')}"

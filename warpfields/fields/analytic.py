@@ -63,6 +63,8 @@ class QuadraticField3:
 
 @wp.struct
 class QuadraticField2:
+    """f(x) = c + g.x + x^T A x / 2 in 2D, exactly representable by a quadratic fit."""
+
     c: float
     g: wp.vec2
     A: wp.mat22
@@ -73,6 +75,8 @@ class QuadraticField2:
 
 @wp.func
 def field_value(field: SphereField, x: wp.vec3) -> float:
+    """The field's value at ``x`` (a signed distance, in field units, for the SDF fields). The field protocol,
+    required: every field type overloads it."""
     return wp.length(x - field.center) - field.radius
 
 
@@ -108,6 +112,8 @@ def field_value(field: QuadraticField2, x: wp.vec2) -> float:
 
 @wp.func
 def field_gradient(field: SphereField, x: wp.vec3) -> wp.vec3:
+    """The exact gradient of the field as implemented, at ``x``. The field protocol, optional: ``ad`` operators
+    need it."""
     return wp.normalize(x - field.center)
 
 
@@ -147,6 +153,8 @@ def _round_hessian(d: Any):
 
 @wp.func
 def field_hessian(field: SphereField, x: wp.vec3) -> wp.mat33:
+    """The exact Hessian of the field as implemented, at ``x``. The field protocol, optional: ``ad`` second
+    derivatives (and ``op_*`` second derivatives, which compile every branch) need it."""
     return _round_hessian(x - field.center)
 
 

@@ -32,19 +32,24 @@ class Normalization:
 
     @staticmethod
     def identity(dim: int) -> Normalization:
+        """The normalization that leaves ``dim``-dimensional coordinates as they are."""
         return Normalization(center=(0.0,) * dim, scale=1.0)
 
     def to_field(self, points: np.ndarray) -> np.ndarray:
+        """Original coordinates (n, dim) to field coordinates, float64."""
         return (np.asarray(points, dtype=np.float64) - np.asarray(self.center)) * self.scale
 
     def from_field(self, points: np.ndarray) -> np.ndarray:
+        """Field coordinates (n, dim) back to original coordinates, float64."""
         return np.asarray(points, dtype=np.float64) / self.scale + np.asarray(self.center)
 
     def to_dict(self) -> dict:
+        """The JSON form a field file's header records."""
         return {"center": list(self.center), "scale": self.scale}
 
     @staticmethod
     def from_dict(d: dict) -> Normalization:
+        """Read back ``to_dict``'s form; raises ``InputError`` for a centre or scale that is not finite (scale > 0)."""
         return Normalization(center=tuple(float(c) for c in d["center"]), scale=float(d["scale"]))
 
 
@@ -75,9 +80,11 @@ class Field(ABC):
 
     @property
     def finest_cell(self) -> float | None:
+        """Side of the finest grid cell in field units; None for fields without a grid."""
         return None
 
     def warp(self, device=None):
+        """The ``@wp.struct`` instance kernels receive, built once per device (default: Warp's default device)."""
         device = get_device(device)
         with build_lock:
             if device.alias not in self._structs:
@@ -97,4 +104,5 @@ class Field(ABC):
         return {"kind": self.kind, "dim": self.dim, "normalization": self.normalization.to_dict()}
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays a field file stores with the header, by name."""
         return {}

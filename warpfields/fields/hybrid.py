@@ -5,13 +5,13 @@ protocol, generated with every per-grid constant (resolution, table offset, dens
 hashed) fixed at compile time. The MLP is written as column updates on vectors of the
 hidden width, which is what keeps one-point-per-thread evaluation fast on CPUs.
 
-Parameters (float32), shared by every device copy and by the torch bridge:
+Parameters (float32), shared by every device copy and by the torch bridge::
 
-- ``table``   (entries * F,)           features of every grid, grid after grid
-- ``w_in``    (n_in, H)                first layer, row i multiplies encoding feature i
-- ``w_hidden``(max(n_hidden - 1, 1) * H, H)  hidden layers, row j multiplies activation j
-- ``b_hidden``(n_hidden, H)
-- ``w_out``   (1, H), ``b_out`` (1,)
+    table     (entries * F,)                  features of every grid, grid after grid
+    w_in      (n_in, H)                       first layer, row i multiplies encoding feature i
+    w_hidden  (max(n_hidden - 1, 1) * H, H)   hidden layers, row j multiplies activation j
+    b_hidden  (n_hidden, H)
+    w_out     (1, H), b_out (1,)
 """
 
 from dataclasses import asdict, replace
@@ -62,16 +62,19 @@ class HybridField(Field):
 
     @property
     def struct_type(self) -> type:
+        """The ``@wp.struct`` type of this field's configuration (for kernel argument annotations)."""
         return generated(self.config).struct
 
     def _make_struct(self, device):
         return make_struct(self.config, self.parameters, device)
 
     def set_parameters(self, parameters: dict[str, np.ndarray]) -> None:
+        """Replace the parameters (by name, see ``parameter_shapes``; stored as float32) and drop the device copies."""
         self.parameters = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parameters.items()}
         self.invalidate()
 
     def parameter_count(self) -> int:
+        """Number of scalar parameters, grids and decoder together."""
         return int(sum(v.size for v in self.parameters.values()))
 
     def coarse_levels(self, max_resolution: int) -> "HybridField | None":
@@ -100,6 +103,7 @@ class HybridField(Field):
 
     @classmethod
     def from_parts(cls, header: dict, arrays: dict) -> "HybridField":
+        """The field a file's header and arrays describe; raises ``InputError`` when they do not fit together."""
         try:
             config = HybridConfig(**header["config"])
         except TypeError as error:

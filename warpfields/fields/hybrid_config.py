@@ -56,21 +56,25 @@ class HybridConfig:
 
     @property
     def per_level_scale(self) -> float:
+        """Growth factor of the grid resolution from one level to the next."""
         if self.levels == 1:
             return 1.0
         return math.exp((math.log(self.max_resolution) - math.log(self.base_resolution)) / (self.levels - 1))
 
     def resolutions(self) -> list[int]:
+        """Grid resolution (cells per side of [-1, 1]) of each level, coarsest first."""
         return [
             int(math.floor(self.base_resolution * self.per_level_scale**level + 1e-6)) for level in range(self.levels)
         ]
 
     @property
     def grids_per_level(self) -> int:
+        """1 for hash and dense grids, ``dim`` for tri-planes (one plane per dropped axis)."""
         return self.dim if self.encoding == "triplane" else 1
 
     @property
     def n_inputs(self) -> int:
+        """Width of the encoding the decoder reads: levels x grids per level x features."""
         return self.levels * self.grids_per_level * self.features
 
     def grids(self) -> list[Grid]:
@@ -93,14 +97,17 @@ class HybridConfig:
 
     @property
     def table_length(self) -> int:
+        """Number of float32 entries of the feature table, all grids together."""
         last = self.grids()[-1]
         return last.offset + last.entries * self.features
 
     @property
     def finest_cell(self) -> float:
+        """Side of the finest grid cell in field units (the domain is [-1, 1]^dim)."""
         return 2.0 / self.max_resolution
 
     def key(self) -> str:
+        """A short digest of the configuration; equal configurations share generated kernels."""
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -112,6 +119,8 @@ PRESETS = {
 
 
 def preset_config(name: str, dim: int = 3, encoding: str = "hash") -> HybridConfig:
+    """The configuration of a named preset (``PRESETS``) for dimension ``dim`` (2 or 3) and ``encoding``
+    (``hash``, ``dense`` or ``triplane``). Raises ``InputError`` for an unknown preset."""
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     base = asdict(PRESETS[name])
@@ -122,6 +131,7 @@ PARAMETER_NAMES = ("table", "w_in", "w_hidden", "b_hidden", "w_out", "b_out")
 
 
 def parameter_shapes(config: HybridConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter array (float32) of a field of this configuration, by name."""
     H = config.hidden_width
     return {
         "table": (config.table_length,),

@@ -47,6 +47,8 @@ _GENERATED: dict[str, Generated] = {}
 
 
 def generated(config: HybridConfig) -> Generated:
+    """The Warp struct, protocol overloads and kernels of one configuration, generated once per process (the
+    first call compiles, later calls with an equal configuration return the same objects)."""
     key = config.key()
     with build_lock:
         if key not in _GENERATED:

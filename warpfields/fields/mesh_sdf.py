@@ -19,6 +19,8 @@ wp.set_module_options({"enable_backward": False})
 
 @wp.struct
 class MeshSDFField:
+    """The kernel-side mesh SDF: a ``wp.Mesh`` id and the farthest distance a query searches (field units)."""
+
     mesh: wp.uint64
     max_dist: float
 

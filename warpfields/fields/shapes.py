@@ -50,6 +50,7 @@ class AnalyticField(Field):
 
     @classmethod
     def from_parts(cls, header: dict, arrays: dict) -> AnalyticField:
+        """The field a file's header describes (analytic fields store no arrays)."""
         return cls(header["shape"], Normalization.from_dict(header["normalization"]), **header["params"])
 
     def __repr__(self) -> str:
@@ -57,14 +58,20 @@ class AnalyticField(Field):
 
 
 def sphere(radius: float = 0.5, center=(0.0, 0.0, 0.0)) -> AnalyticField:
+    """Exact signed distance to a sphere (3D); ``radius`` and ``center`` in field units.
+    Raises ``ValueError`` for a non-finite parameter."""
     return AnalyticField("sphere", radius=radius, center=center)
 
 
 def torus(major_radius: float = 0.5, minor_radius: float = 0.2, center=(0.0, 0.0, 0.0)) -> AnalyticField:
+    """Exact signed distance to a torus around the z axis (3D); radii and ``center`` in field units.
+    Raises ``ValueError`` for a non-finite parameter."""
     return AnalyticField("torus", major_radius=major_radius, minor_radius=minor_radius, center=center)
 
 
 def circle(radius: float = 0.5, center=(0.0, 0.0)) -> AnalyticField:
+    """Exact signed distance to a circle (2D); ``radius`` and ``center`` in field units.
+    Raises ``ValueError`` for a non-finite parameter."""
     return AnalyticField("circle", radius=radius, center=center)
 
 

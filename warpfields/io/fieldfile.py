@@ -1,7 +1,8 @@
 """Field files: one ``.npz`` archive (no pickle) holding a JSON header and the field's arrays.
 
 The ``__header__`` entry is UTF-8 JSON stored as uint8 bytes: ``{"format": "warpfields-field",
-"format_version": 1, **field.header()}``; every other entry is one of ``field.arrays()``.
+"format_version": 1, **field.header(), "written_by": "warpfields 0.1.0"}`` (the version of the package
+that wrote the file; older files lack it); every other entry is one of ``field.arrays()``.
 Field kinds are rebuilt by ``FIELD_KINDS[kind].from_parts(header, arrays)``.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._version import __version__
 from ..errors import InputError
 from ..fields.base import Field
 from ..fields.shapes import AnalyticField
@@ -25,6 +27,7 @@ from .atomic import atomic_path
 FORMAT = "warpfields-field"
 FORMAT_VERSION = 1
 HEADER_KEY = "__header__"
+WRITTEN_BY = "written_by"
 SHAPE_WORDS = ("sphere", "torus", "circle")
 
 FIELD_KINDS: dict[str, type] = {"analytic": AnalyticField}
@@ -55,7 +58,12 @@ def save_field(field: Field, path: str | os.PathLike) -> Path:
         if name == HEADER_KEY or array.dtype.hasobject:
             raise InputError(f"{what}: array {name!r} ({array.dtype}) cannot be stored")
     _check_finite(arrays, f"{what}: cannot save the field;")
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, **field.header()}
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **field.header(),
+        WRITTEN_BY: f"warpfields {__version__}",
+    }
     encoded = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     with atomic_path(path, "field file") as tmp:
         # Through a file object numpy writes exactly this path instead of appending ".npz".

@@ -26,6 +26,7 @@ class Mesh:
     name: str = "mesh"
 
     def normalized(self, normalization: Normalization) -> Mesh:
+        """This mesh with its vertices mapped into field coordinates by ``normalization``."""
         return Mesh(normalization.to_field(self.vertices), self.faces.copy(), self.name)
 
     def open_edges(self) -> int:
@@ -40,6 +41,7 @@ class Mesh:
 
 
 def bunny_path() -> Path:
+    """Path of the Stanford bunny that ships with Warp (``warp/examples/assets/bunny.usd``)."""
     import warp.examples
 
     return Path(warp.examples.get_asset_directory()) / "bunny.usd"

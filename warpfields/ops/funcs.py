@@ -100,8 +100,8 @@ def cubature_points(dim: int) -> tuple[np.ndarray, np.ndarray]:
     The Gaussian stencil's fit converges, as k grows, to the fit whose normal equations use
     the moments of N(0, sigma^2 I): for the linear fit this is the gradient of the
     Gaussian-smoothed field (Stein's lemma), ``E[u f(x + sigma u)] / sigma``. This stencil
-    integrates the same Gaussian by a product rule: a two-node radial Gauss rule for |u|
-    (exact for E|u|^0..6) times an antipodal spherical 3-design per shell, the outer shell
+    integrates the same Gaussian by a product rule: a two-node radial Gauss rule for ``|u|``
+    (exact for ``E|u|^0..6``) times an antipodal spherical 3-design per shell, the outer shell
     twisted against the inner one, the whole block rotated uniformly at random per query
     (and per block). Odd moments vanish exactly (antipodal), second moments are exact
     (E[u u^T] = I, so the linear fit's normal matrix equals the Gaussian's), and the random
@@ -401,26 +401,36 @@ def _fd_second(field: Any, x: Any, h: float):
 
 @wp.func
 def ad_gradient(field: Any, x: Any):
+    """The gradient (``wp.vec2``/``wp.vec3``, field units per unit length) of ``field`` at ``x``, from the
+    field's exact derivatives (``field_gradient``/``field_hessian``)."""
     return field_gradient(field, x)
 
 
 @wp.func
 def ad_normal(field: Any, x: Any):
+    """The unit normal (the normalised gradient) of ``field`` at ``x``, from the field's exact derivatives
+    (``field_gradient``/``field_hessian``)."""
     return wp.normalize(field_gradient(field, x))
 
 
 @wp.func
 def ad_hessian(field: Any, x: Any):
+    """The Hessian (``wp.mat22``/``wp.mat33``) of ``field`` at ``x``, from the field's exact derivatives
+    (``field_gradient``/``field_hessian``)."""
     return field_hessian(field, x)
 
 
 @wp.func
 def ad_laplacian(field: Any, x: Any) -> float:
+    """The Laplacian (trace of the Hessian) of ``field`` at ``x``, from the field's exact derivatives
+    (``field_gradient``/``field_hessian``)."""
     return wp.trace(field_hessian(field, x))
 
 
 @wp.func
 def ad_mean_curvature(field: Any, x: Any) -> float:
+    """The mean curvature, +1/R on a sphere of radius R (the curve's curvature in 2D) of ``field`` at ``x``,
+    from the field's exact derivatives (``field_gradient``/``field_hessian``)."""
     return _curvature(field_gradient(field, x), field_hessian(field, x))
 
 
@@ -429,6 +439,8 @@ def ad_mean_curvature(field: Any, x: Any) -> float:
 
 @wp.func
 def fd_gradient(field: Any, x: Any, h: float):
+    """The gradient (``wp.vec2``/``wp.vec3``, field units per unit length) of ``field`` at ``x``, by central
+    differences with step ``h`` (in the units of ``x``)."""
     dim = wp.static(len(x))
     g = wp.vector(length=dim, dtype=float)
     for a in range(dim):
@@ -440,23 +452,31 @@ def fd_gradient(field: Any, x: Any, h: float):
 
 @wp.func
 def fd_normal(field: Any, x: Any, h: float):
+    """The unit normal (the normalised gradient) of ``field`` at ``x``, by central differences with step ``h``
+    (in the units of ``x``)."""
     return wp.normalize(fd_gradient(field, x, h))
 
 
 @wp.func
 def fd_hessian(field: Any, x: Any, h: float):
+    """The Hessian (``wp.mat22``/``wp.mat33``) of ``field`` at ``x``, by central differences with step ``h`` (in
+    the units of ``x``)."""
     g, hess = _fd_second(field, x, h)
     return hess
 
 
 @wp.func
 def fd_laplacian(field: Any, x: Any, h: float) -> float:
+    """The Laplacian (trace of the Hessian) of ``field`` at ``x``, by central differences with step ``h`` (in
+    the units of ``x``)."""
     g, hess = _fd_second(field, x, h)
     return wp.trace(hess)
 
 
 @wp.func
 def fd_mean_curvature(field: Any, x: Any, h: float) -> float:
+    """The mean curvature, +1/R on a sphere of radius R (the curve's curvature in 2D) of ``field`` at ``x``, by
+    central differences with step ``h`` (in the units of ``x``)."""
     g, hess = _fd_second(field, x, h)
     return _curvature(g, hess)
 
@@ -466,6 +486,9 @@ def fd_mean_curvature(field: Any, x: Any, h: float) -> float:
 
 @wp.func
 def polyfit_gradient(field: Any, x: Any, sigma: float, k: int, seed: int, stencil: int):
+    """The gradient (``wp.vec2``/``wp.vec3``, field units per unit length) of ``field`` at ``x``, from a least-
+    squares polynomial fitted to ``k`` values at scale ``sigma`` (units of ``x``) drawn by ``stencil``
+    (``STENCIL_*``) with ``seed``."""
     c = _fit_linear(field, x, sigma, k, seed, stencil)
     dim = wp.static(len(x))
     g = wp.vector(length=dim, dtype=float)
@@ -476,23 +499,32 @@ def polyfit_gradient(field: Any, x: Any, sigma: float, k: int, seed: int, stenci
 
 @wp.func
 def polyfit_normal(field: Any, x: Any, sigma: float, k: int, seed: int, stencil: int):
+    """The unit normal (the normalised gradient) of ``field`` at ``x``, from a least-squares polynomial fitted
+    to ``k`` values at scale ``sigma`` (units of ``x``) drawn by ``stencil`` (``STENCIL_*``) with ``seed``."""
     return wp.normalize(polyfit_gradient(field, x, sigma, k, seed, stencil))
 
 
 @wp.func
 def polyfit_hessian(field: Any, x: Any, sigma: float, k: int, seed: int, stencil: int):
+    """The Hessian (``wp.mat22``/``wp.mat33``) of ``field`` at ``x``, from a least-squares polynomial fitted to
+    ``k`` values at scale ``sigma`` (units of ``x``) drawn by ``stencil`` (``STENCIL_*``) with ``seed``."""
     g, hess = _polyfit_second(field, x, sigma, k, seed, stencil)
     return hess
 
 
 @wp.func
 def polyfit_laplacian(field: Any, x: Any, sigma: float, k: int, seed: int, stencil: int) -> float:
+    """The Laplacian (trace of the Hessian) of ``field`` at ``x``, from a least-squares polynomial fitted to
+    ``k`` values at scale ``sigma`` (units of ``x``) drawn by ``stencil`` (``STENCIL_*``) with ``seed``."""
     g, hess = _polyfit_second(field, x, sigma, k, seed, stencil)
     return wp.trace(hess)
 
 
 @wp.func
 def polyfit_mean_curvature(field: Any, x: Any, sigma: float, k: int, seed: int, stencil: int) -> float:
+    """The mean curvature, +1/R on a sphere of radius R (the curve's curvature in 2D) of ``field`` at ``x``,
+    from a least-squares polynomial fitted to ``k`` values at scale ``sigma`` (units of ``x``) drawn by
+    ``stencil`` (``STENCIL_*``) with ``seed``."""
     g, hess = _polyfit_second(field, x, sigma, k, seed, stencil)
     return _curvature(g, hess)
 
@@ -502,6 +534,8 @@ def polyfit_mean_curvature(field: Any, x: Any, sigma: float, k: int, seed: int, 
 
 @wp.func
 def op_gradient(field: Any, x: Any, op: Operator, salt: int):
+    """The gradient (``wp.vec2``/``wp.vec3``, field units per unit length) of ``field`` at ``x``, by the method
+    ``op`` chooses at run time; ``salt`` (a query index or step) varies the polyfit seed."""
     if op.method == METHOD_AD:
         return ad_gradient(field, x)
     if op.method == METHOD_FD:
@@ -511,11 +545,15 @@ def op_gradient(field: Any, x: Any, op: Operator, salt: int):
 
 @wp.func
 def op_normal(field: Any, x: Any, op: Operator, salt: int):
+    """The unit normal (the normalised gradient) of ``field`` at ``x``, by the method ``op`` chooses at run
+    time; ``salt`` (a query index or step) varies the polyfit seed."""
     return wp.normalize(op_gradient(field, x, op, salt))
 
 
 @wp.func
 def op_hessian(field: Any, x: Any, op: Operator, salt: int):
+    """The Hessian (``wp.mat22``/``wp.mat33``) of ``field`` at ``x``, by the method ``op`` chooses at run time;
+    ``salt`` (a query index or step) varies the polyfit seed."""
     if op.method == METHOD_AD:
         return ad_hessian(field, x)
     if op.method == METHOD_FD:
@@ -525,11 +563,15 @@ def op_hessian(field: Any, x: Any, op: Operator, salt: int):
 
 @wp.func
 def op_laplacian(field: Any, x: Any, op: Operator, salt: int) -> float:
+    """The Laplacian (trace of the Hessian) of ``field`` at ``x``, by the method ``op`` chooses at run time;
+    ``salt`` (a query index or step) varies the polyfit seed."""
     return wp.trace(op_hessian(field, x, op, salt))
 
 
 @wp.func
 def op_mean_curvature(field: Any, x: Any, op: Operator, salt: int) -> float:
+    """The mean curvature, +1/R on a sphere of radius R (the curve's curvature in 2D) of ``field`` at ``x``, by
+    the method ``op`` chooses at run time; ``salt`` (a query index or step) varies the polyfit seed."""
     if op.method == METHOD_AD:
         return ad_mean_curvature(field, x)
     if op.method == METHOD_FD:

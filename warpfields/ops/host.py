@@ -209,6 +209,7 @@ class OperatorSpec:
             raise InputError(f"k must be a multiple of {block} for the cubature stencil in {dim}D, got {self.k}")
 
     def warp(self) -> funcs.Operator:
+        """The ``Operator`` struct that ``op_*`` Warp functions take in kernels."""
         op = funcs.Operator()
         op.method = METHODS[self.method]
         op.h = self.h

@@ -1,4 +1,4 @@
-"""The torch bridge: hybrid fields as ``nn.Module``s whose forward and backward run as Warp kernels."""
+"""The torch bridge: hybrid fields as torch modules (``nn.Module``) whose forward and backward run as Warp kernels."""
 
 from .bridge import HybridModule
 

@@ -42,6 +42,7 @@ class HybridModule(torch.nn.Module):
         self._struct = None
 
     def parameter_dict(self) -> dict[str, torch.Tensor]:
+        """The parameter tensors by name (see ``parameter_shapes``), the module's own storage, not copies."""
         return {name: getattr(self, name) for name in PARAMETER_NAMES}
 
     def warp_struct(self):
@@ -53,6 +54,7 @@ class HybridModule(torch.nn.Module):
         return self._struct
 
     def to_field(self, metadata: dict | None = None) -> HybridField:
+        """A ``HybridField`` holding a CPU copy of the current parameters, with ``metadata`` added to the module's."""
         parameters = {name: getattr(self, name).detach().cpu().numpy().copy() for name in PARAMETER_NAMES}
         return HybridField(self.config, parameters, self.normalization, {**self.metadata, **(metadata or {})})
 

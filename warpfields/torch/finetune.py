@@ -1,6 +1,6 @@
 """Self-supervised fine-tuning: make the field's own exact gradient accurate.
 
-Loss (the paper's): mean |f(x) - f0(x)|^2 + w * mean |n_ad(x) - n_target(x)|^2, with f0 the
+Loss (the paper's): ``mean |f(x) - f0(x)|^2 + w * mean |n_ad(x) - n_target(x)|^2``, with f0 the
 frozen original, n_ad the normalised exact gradient of the field being tuned and n_target
 a normal of f0 from the polyfit operator (or finite differences, or the mesh). Targets and
 f0 values are computed once for a pool of points since f0 does not change.
@@ -31,6 +31,11 @@ TARGETS = ("polyfit", "fd", "mesh")
 
 @dataclass(frozen=True)
 class FinetuneSettings:
+    """How a field is fine-tuned: Adam at ``learning_rate`` for ``steps`` steps of ``batch_size`` points from a
+    pool of ``pool_size``, the normal term weighted by ``weight``; the target normals come from ``target``
+    (``polyfit`` with ``k``, ``stencil`` and ``sigma``, ``fd`` with step ``h``, or the mesh; ``sigma`` and ``h``
+    in field units, None for the field's default). Raises ``InputError`` for values out of range."""
+
     steps: int
     batch_size: int
     pool_size: int
@@ -64,6 +69,8 @@ FINETUNE_PRESETS = {
 
 
 def finetune_settings_for(preset: str, **overrides) -> FinetuneSettings:
+    """The settings of a named preset (``FINETUNE_PRESETS``) with the ``overrides`` that are not None. Raises
+    ``InputError`` for an unknown preset."""
     if preset not in FINETUNE_PRESETS:
         raise InputError(f"unknown preset {preset!r}; expected one of {sorted(FINETUNE_PRESETS)}")
     return replace(FINETUNE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
@@ -124,6 +131,7 @@ def tune_module(
 
 
 def file_digest(path) -> str:
+    """SHA-256 of a file's bytes (hex), recorded in a fine-tuned field's header to name its source."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

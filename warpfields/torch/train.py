@@ -21,6 +21,11 @@ from .bridge import HybridModule, torch_device
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """How a field is fitted: Adam for ``steps`` steps of ``batch_size`` points drawn from a pool of ``pool_size``
+    (``surface_share`` on the surface, ``near_share`` near it with Gaussian offsets of ``noise_scales``, in field
+    units, the rest uniform), the learning rate decaying from ``learning_rate`` to ``final_learning_rate``.
+    Raises ``InputError`` for sizes or rates out of range."""
+
     steps: int
     batch_size: int
     pool_size: int
@@ -48,7 +53,7 @@ TRAIN_PRESETS = {
 
 
 def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 100_000) -> dict:
-    """Mean |f - sdf| on points within 0.005 of the surface, and (3D) the two-sided distance of the level sets
+    """Mean ``|f - sdf|`` on points within 0.005 of the surface, and (3D) the two-sided distance of the level sets
     (infinite when the field has no zero level set yet)."""
     rng = np.random.default_rng(seed + 7919)
     surface = geometry.surface_points(target, n, seed + 7919, device)
@@ -160,7 +165,12 @@ def train_field(
 
 
 def settings_for(preset: str, steps: int | None = None) -> TrainSettings:
+    """The settings of a named preset (``TRAIN_PRESETS``), with ``steps`` replaced when given. Raises
+    ``InputError`` for an unknown preset."""
     if preset not in TRAIN_PRESETS:
         raise InputError(f"unknown preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
     settings = TRAIN_PRESETS[preset]
     return settings if steps is None else replace(settings, steps=steps)
+
+
+__all__ = ["TRAIN_PRESETS", "TrainSettings", "fit_module", "fit_quality", "settings_for", "train_field"]
