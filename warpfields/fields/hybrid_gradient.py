@@ -32,20 +32,12 @@ def gradient_backward_kernel(config: HybridConfig, device) -> wp.Kernel:
 
 def _make_kernel(config: HybridConfig, accumulate):
     gen = generated(config)
-    Struct, vec_in, vec_hidden = gen.struct, gen.vec_in, gen.vec_hidden
+    Struct, vec_hidden = gen.struct, gen.vec_hidden
     D, H, NH, N_IN = config.dim, config.hidden_width, config.hidden_layers, config.n_inputs
     vec_d = wp.vec3 if D == 3 else wp.vec2
     mat_layers = wp.types.matrix(shape=(NH, H), dtype=float)
-    tag = f"{config.key()}_{'atomic' if accumulate is wp.atomic_add else 'exclusive'}"
     enc = gen.encoding
     scatter_directional = enc.scatter(accumulate, directional=True)
-
-    @wp.func(name=f"hybrid_masked_{tag}")
-    def masked(values: vec_hidden, activations: vec_hidden) -> vec_hidden:
-        out = values
-        for j in range(wp.static(H)):
-            out[j] = wp.where(activations[j] > 0.0, values[j], 0.0)
-        return out
 
     @wp.kernel(enable_backward=False, module="unique")
     def kernel(
@@ -57,21 +49,18 @@ def _make_kernel(config: HybridConfig, accumulate):
     ):
         i = start + wp.tid()
         u = upstream[i]
-        fracs, scales, rows = enc.locate(xs[i])
-        feats = enc.gather(field, rows)
-        value, acts = gen.mlp_activations(field, enc.interpolate(fracs, feats))
-        v = enc.jvp(fracs, scales, feats, u)
+        x = xs[i]
+        e, jacobian = enc.encode_jacobian(field, x)
+        value, acts = gen.mlp_activations(field, e)
+        v = u * jacobian
 
         # Backward signals gamma_l = d out / d h_l (masked), last layer first.
         gammas = mat_layers()
-        gamma = masked(field.w_out[0], acts[wp.static(NH - 1)])
+        gamma = gen.relu_mask(field.w_out[0], acts[wp.static(NH - 1)])
         gammas[wp.static(NH - 1)] = gamma
         for back in range(wp.static(NH - 1)):
             layer = wp.static(NH - 1) - back
-            below = vec_hidden()
-            for j in range(wp.static(H)):
-                below[j] = gen.hidden_dot(field.w_hidden[(layer - 1) * wp.static(H) + j], gamma)
-            gamma = masked(below, acts[layer - 1])
+            gamma = gen.relu_mask(gen.hidden_layer_vjp(field, layer, gamma), acts[layer - 1])
             gammas[layer - 1] = gamma
 
         # Forward tangent along v, accumulating the weight gradients of the tangent output.
@@ -79,20 +68,17 @@ def _make_kernel(config: HybridConfig, accumulate):
         for k in range(wp.static(N_IN)):
             tangent += field.w_in[k] * v[k]
             wp.static(accumulate)(grads.w_in, k, v[k] * gammas[0])
-        tangent = masked(tangent, acts[0])
+        tangent = gen.relu_mask(tangent, acts[0])
         for layer in range(1, wp.static(NH)):
             next_tangent = vec_hidden()
             for j in range(wp.static(H)):
                 row = (layer - 1) * wp.static(H) + j
                 next_tangent += field.w_hidden[row] * tangent[j]
                 wp.static(accumulate)(grads.w_hidden, row, tangent[j] * gammas[layer])
-            tangent = masked(next_tangent, acts[layer])
+            tangent = gen.relu_mask(next_tangent, acts[layer])
         wp.static(accumulate)(grads.w_out, 0, tangent)
 
-        ge = vec_in()
-        for k in range(wp.static(N_IN)):
-            ge[k] = gen.hidden_dot(field.w_in[k], gammas[0])
-        scatter_directional(grads, fracs, scales, rows, u, ge)
+        scatter_directional(grads, x, u, gen.first_layer_vjp(field, gammas[0]))
 
     return kernel
 

@@ -181,19 +181,20 @@ def _query_kernel(quantity: str, method: str) -> wp.Kernel:
         start: int,
         field: Any,
         op: funcs.Operator,
-        points: wp.array(dtype=Any),
+        ordered_points: wp.array(dtype=Any),
         visit_order: wp.array(dtype=int),
-        out: wp.array(dtype=Any),
+        ordered_out: wp.array(dtype=Any),
     ):
-        # Visit the caller's rows in locality order (``parallel.locality_order``).
-        i = visit_order[start + wp.tid()]
-        x = points[i]
+        # Points and results in locality order (``parallel.locality_order``); i is the caller's row.
+        j = start + wp.tid()
+        x = ordered_points[j]
         if wp.static(convention == "ad"):
-            out[i] = wp.static(fn)(field, x)
+            ordered_out[j] = wp.static(fn)(field, x)
         elif wp.static(convention == "fd"):
-            out[i] = wp.static(fn)(field, x, op.h)
+            ordered_out[j] = wp.static(fn)(field, x, op.h)
         else:
-            out[i] = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, i), op.stencil)
+            i = visit_order[j]
+            ordered_out[j] = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, i), op.stencil)
 
     return query_kernel
 
@@ -284,9 +285,12 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
     struct = field.warp(device)
     _check_protocol(field, struct, quantity, spec.method)
     xs, visit_order, kind = _prepare_points(points, dim, device)
-    out = wp.empty(xs.shape[0], dtype=_output_dtype(quantity, dim), device=device)
+    dtype = _output_dtype(quantity, dim)
+    ordered_out = wp.empty(xs.shape[0], dtype=dtype, device=device)
     kernel = _query_kernel(quantity, spec.method)
-    parallel.launch(kernel, xs.shape[0], [struct, spec.warp(), xs, visit_order, out], device)
+    ordered = parallel.in_order(xs, visit_order)
+    parallel.launch(kernel, xs.shape[0], [struct, spec.warp(), ordered, visit_order, ordered_out], device)
+    out = parallel.from_order(ordered_out, visit_order, wp.empty(xs.shape[0], dtype=dtype, device=device))
     return _as_kind(out, kind, points, device)
 
 

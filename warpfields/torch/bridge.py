@@ -15,9 +15,10 @@ import warp as wp
 
 from .. import parallel
 from ..errors import InputError
-from ..fields.analytic import field_gradient, field_value
+from ..fields.analytic import field_gradient
 from ..fields.hybrid import PARAMETER_NAMES, HybridField, generated, make_struct
 from ..fields.hybrid_gradient import gradient_backward_kernel
+from ..fields.hybrid_kernels import refresh_transposes
 
 
 def torch_device(device) -> torch.device:
@@ -43,11 +44,14 @@ class HybridModule(torch.nn.Module):
         return {name: getattr(self, name) for name in PARAMETER_NAMES}
 
     def warp_struct(self):
-        """The Warp struct over the current parameter storage (rebuilt if a tensor was replaced)."""
+        """The Warp struct over the current parameter storage (rebuilt if a tensor was replaced), its
+        transposed weights recomputed: optimisers change the weights in place."""
         key = tuple(getattr(self, name).data_ptr() for name in PARAMETER_NAMES)
         if key != self._struct_key:
             self._struct = make_struct(self.config, self.parameter_dict())
             self._struct_key = key
+        else:
+            refresh_transposes(self.config, self._struct)
         return self._struct
 
     def to_field(self, metadata: dict | None = None) -> HybridField:
@@ -92,7 +96,7 @@ class _HybridValue(torch.autograd.Function):
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
         module = ctx.module
-        grads, x_grad = field_backward(module, x, grad_out)
+        grads, x_grad = field_backward(module, x, grad_out, input_gradient=ctx.needs_input_grad[0])
         return (x_grad, None, *(grads[name] for name in PARAMETER_NAMES))
 
 
@@ -102,14 +106,8 @@ class _HybridGradient(torch.autograd.Function):
         device = module.warp_device
         vec = _vec(module.config.dim)
         gradients = torch.empty_like(x)
-        values = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
-        args = [
-            module.warp_struct(),
-            wp.from_torch(x, dtype=vec),
-            wp.from_torch(values),
-            wp.from_torch(gradients, dtype=vec),
-        ]
-        parallel.launch(_value_gradient_kernel, x.shape[0], args, device)
+        args = [module.warp_struct(), wp.from_torch(x, dtype=vec), wp.from_torch(gradients, dtype=vec)]
+        parallel.launch(_gradient_kernel, x.shape[0], args, device)
         ctx.module = module
         ctx.save_for_backward(x)
         return gradients
@@ -127,11 +125,8 @@ class _HybridGradient(torch.autograd.Function):
 
 
 @wp.kernel(enable_backward=False)
-def _value_gradient_kernel(
-    start: int, field: Any, xs: wp.array(dtype=Any), values: wp.array(dtype=float), gradients: wp.array(dtype=Any)
-):
+def _gradient_kernel(start: int, field: Any, xs: wp.array(dtype=Any), gradients: wp.array(dtype=Any)):
     i = start + wp.tid()
-    values[i] = field_value(field, xs[i])
     gradients[i] = field_gradient(field, xs[i])
 
 
@@ -139,20 +134,21 @@ def _sharded_parameter_gradients(module: HybridModule, n: int, kernel: wp.Kernel
     """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers."""
     shards = parallel.shard_count(n, module.warp_device)
     shard_grads = [{k: torch.zeros_like(v) for k, v in module.parameter_dict().items()} for _ in range(shards)]
-    shard_structs = [make_struct(module.config, g) for g in shard_grads]
+    shard_structs = [make_struct(module.config, g, transposes=False) for g in shard_grads]
     field_struct = module.warp_struct()
     parallel.launch(kernel, n, lambda s: [field_struct, shard_structs[s], *args], module.warp_device)
     return reduce_shards(shard_grads)
 
 
-def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor):
-    """Parameter gradients and input gradient of ``sum(grad_out * f(x))``."""
+def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor, input_gradient: bool = True):
+    """Parameter gradients and input gradient (None unless ``input_gradient``) of ``sum(grad_out * f(x))``."""
     vec = _vec(module.config.dim)
-    x_grad = torch.empty_like(x)
+    x_grad = torch.empty_like(x) if input_gradient else torch.empty((0, x.shape[1]), device=x.device)
     grad_out = grad_out.detach().to(torch.float32).contiguous()
     args = [wp.from_torch(x, dtype=vec), wp.from_torch(grad_out), wp.from_torch(x_grad, dtype=vec)]
-    kernel = generated(module.config).backward_kernel(module.warp_device)
-    return _sharded_parameter_gradients(module, x.shape[0], kernel, args), x_grad
+    kernel = generated(module.config).backward_kernel(module.warp_device, input_gradient)
+    grads = _sharded_parameter_gradients(module, x.shape[0], kernel, args)
+    return grads, (x_grad if input_gradient else None)
 
 
 def reduce_shards(shard_grads: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
