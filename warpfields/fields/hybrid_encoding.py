@@ -21,6 +21,12 @@ wp.set_module_options({"enable_backward": False})
 
 _PRIMES_U32 = [wp.uint32(p) for p in (1, 2654435761, 805459861)]
 PAIR_INDEX = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
+# A hint to the CPU's caches; nothing on GPUs, whose many threads in flight hide the latency.
+_PREFETCH = """
+#if !defined(__CUDA_ARCH__)
+__builtin_prefetch(wp::address(table, index));
+#endif
+"""
 
 
 @dataclass
@@ -28,12 +34,14 @@ class Encoding:
     """Generated encoding functions of one configuration; see the module docstring.
 
     ``encode(field, x) -> e``; ``encode_jacobian(field, x) -> (e, J)`` with ``J[a, k] = de_k/dx_a``;
-    ``mixed_vjp(field, x, ge) -> pairs``: the mixed second partials of ``ge . e(x)``, one per axis pair.
+    ``mixed_vjp(field, x, ge) -> pairs``: the mixed second partials of ``ge . e(x)``, one per axis pair;
+    ``prefetch(field, x)`` starts loading the table rows that encoding ``x`` reads.
     """
 
     encode: wp.Function
     encode_jacobian: wp.Function
     mixed_vjp: wp.Function
+    prefetch: wp.Function
     jacobian_type: type
     scatter_builder: Callable[[wp.Function, bool], wp.Function]
 
@@ -231,6 +239,17 @@ def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Enco
             corners[c] = field.table[rows[c]]
         return corners
 
+    # A bulk kernel prefetches the next point's rows before encoding the current one, so the misses of
+    # one point overlap the arithmetic of the other instead of following it.
+    @wp.func_native(_PREFETCH)
+    def prefetch_row(table: wp.array(dtype=vec_f), index: int): ...
+
+    @wp.func(name=f"hybrid_prefetch_{tag}")
+    def prefetch(field: Struct, x: vec_d):
+        fracs, scales, rows = locate(x)
+        for c in range(wp.static(n_grids * n_corners)):
+            prefetch_row(field.table, rows[c])
+
     @wp.func(name=f"hybrid_grid_corners_{tag}")
     def grid_corners(corners: mat_all_corners, g: int) -> mat_corners:
         t = mat_corners()
@@ -296,4 +315,4 @@ def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Enco
         scatters[key] = scatter
         return scatter
 
-    return Encoding(encode, encode_jacobian, mixed_vjp, mat_jacobian, scatter_builder)
+    return Encoding(encode, encode_jacobian, mixed_vjp, prefetch, mat_jacobian, scatter_builder)

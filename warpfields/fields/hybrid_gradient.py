@@ -13,6 +13,7 @@ through v only: d/dtable[corner, k] = ge_k * (grad_x w_corner . u).
 
 import warp as wp
 
+from ..parallel import bulk_module_options
 from .hybrid_config import HybridConfig
 from .hybrid_kernels import add_exclusive, generated
 
@@ -39,7 +40,7 @@ def _make_kernel(config: HybridConfig, accumulate):
     enc = gen.encoding
     scatter_directional = enc.scatter(accumulate, directional=True)
 
-    @wp.kernel(enable_backward=False, module="unique")
+    @wp.kernel(enable_backward=False, module="unique", module_options=bulk_module_options(max_unroll=16))
     def kernel(
         start: int,
         field: Struct,
@@ -48,6 +49,8 @@ def _make_kernel(config: HybridConfig, accumulate):
         upstream: wp.array(dtype=vec_d),
     ):
         i = start + wp.tid()
+        if i + 1 < xs.shape[0]:
+            enc.prefetch(field, xs[i + 1])
         u = upstream[i]
         x = xs[i]
         e, jacobian = enc.encode_jacobian(field, x)

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import warp as wp
 
+from ..parallel import bulk_module_options
 from . import analytic, hybrid_encoding
 from .hybrid_config import PARAMETER_NAMES, HybridConfig
 from .hybrid_encoding import PAIR_INDEX, Encoding, make_encoding
 
 wp.set_module_options({"enable_backward": False})
-_UNROLL = {"max_unroll": 16}
 # Struct members derived from the parameters: the transposed weights the backward passes read.
 TRANSPOSED = {"w_in_t": "w_in", "w_hidden_t": "w_hidden"}
 
@@ -226,6 +226,11 @@ def _generate(config: HybridConfig) -> Generated:
     field_value = analytic.field_value
     field_gradient = analytic.field_gradient
     field_hessian = analytic.field_hessian
+    field_prefetch = analytic.field_prefetch
+
+    @wp.func(name=f"hybrid_field_prefetch_{tag}")
+    def field_prefetch(field: Struct, x: vec_d):
+        enc.prefetch(field, x)
 
     @wp.func(name=f"hybrid_field_value_{tag}")
     def field_value(field: Struct, x: vec_d) -> float:
@@ -248,16 +253,20 @@ def _generate(config: HybridConfig) -> Generated:
                     hess[a, b] = pairs[wp.static(PAIR_INDEX[(min(a, b), max(a, b))])]
         return hess
 
-    @wp.kernel(enable_backward=False, module="unique", module_options=_UNROLL)
+    options = bulk_module_options(max_unroll=16)
+
+    @wp.kernel(enable_backward=False, module="unique", module_options=options)
     def value_kernel(start: int, field: Struct, xs: wp.array(dtype=vec_d), out: wp.array(dtype=float)):
         i = start + wp.tid()
+        if i + 1 < xs.shape[0]:
+            enc.prefetch(field, xs[i + 1])
         out[i] = field_value(field, xs[i])
 
     def make_backward_kernel(accumulate, input_gradient: bool):
         mlp_backward = make_mlp_backward(accumulate)
         scatter = enc.scatter(accumulate, directional=False)
 
-        @wp.kernel(enable_backward=False, module="unique", module_options=_UNROLL)
+        @wp.kernel(enable_backward=False, module="unique", module_options=options)
         def backward_kernel(
             start: int,
             field: Struct,
@@ -267,6 +276,8 @@ def _generate(config: HybridConfig) -> Generated:
             x_grad: wp.array(dtype=vec_d),
         ):
             i = start + wp.tid()
+            if i + 1 < xs.shape[0]:
+                enc.prefetch(field, xs[i + 1])
             x = xs[i]
             if wp.static(input_gradient):
                 e, jacobian = enc.encode_jacobian(field, x)

@@ -22,7 +22,7 @@ import warp as wp
 
 from .. import parallel
 from ..errors import InputError
-from ..fields.analytic import field_gradient, field_hessian, field_value
+from ..fields.analytic import field_gradient, field_hessian, field_prefetch, field_value
 from . import funcs
 from .funcs import METHOD_AD, METHOD_FD, METHOD_POLYFIT, STENCIL_ANTITHETIC, STENCIL_CUBATURE, STENCIL_GAUSS
 
@@ -187,6 +187,8 @@ def _query_kernel(quantity: str, method: str) -> wp.Kernel:
     ):
         # Points and results in locality order (``parallel.locality_order``); i is the caller's row.
         j = start + wp.tid()
+        if j + 1 < ordered_points.shape[0]:
+            field_prefetch(field, ordered_points[j + 1])
         x = ordered_points[j]
         if wp.static(convention == "ad"):
             ordered_out[j] = wp.static(fn)(field, x)
