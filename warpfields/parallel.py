@@ -103,14 +103,15 @@ def shard_bounds(n: int, shards: int) -> list[int]:
     return [n * s // shards for s in range(shards + 1)]
 
 
-def locality_order(points: wp.array) -> wp.array:
+def locality_order(points: wp.array, shards: int | None = None) -> wp.array:
     """Indices of ``points`` (a Warp array of vectors in [-1, 1]^dim) in Morton (Z-curve) order, per shard.
 
     Neighbouring queries then share grid cells and cache lines of the field's tables; bulk
     paths evaluate ``points[order[i]]`` in this order and write each result back to its
     caller's index. Each of the ranges that ``launch`` gives a CPU thread is sorted on its own,
     in that thread: the threads then each visit their own points in Z order, and the sort
-    is parallel too. Small batches keep the caller's order.
+    is parallel too. ``shards`` overrides the number of ranges (1: one Z curve over all points,
+    an order that does not depend on the thread count). Small batches keep the caller's order.
     """
     n, device = points.shape[0], points.device
     if n < _MORTON_MIN_POINTS:
@@ -119,7 +120,7 @@ def locality_order(points: wp.array) -> wp.array:
     scratch = wp.empty(2 * n, dtype=int, device=device)
     order = wp.empty(n, dtype=int, device=device)
     kernel = _resolve(_morton_codes, [0, points, keys, scratch], device)
-    bounds = shard_bounds(n, shard_count(n, device))
+    bounds = shard_bounds(n, shard_count(n, device) if shards is None else shards)
 
     def sort_shard(s: int) -> None:
         # Shard s sorts in its own stretch [2 lo, 2 hi) of the buffers, which radix sort needs twice the size of.
