@@ -130,7 +130,10 @@ def locality_order(points: wp.array, shards: int | None = None) -> wp.array:
         wp.utils.radix_sort_pairs(shard_keys, shard_order, hi - lo)
         wp.copy(order, shard_order, dest_offset=lo, src_offset=0, count=hi - lo)
 
-    list(_executor().map(sort_shard, range(len(bounds) - 1)))
+    if len(bounds) == 2:
+        sort_shard(0)
+    else:
+        list(_executor().map(sort_shard, range(len(bounds) - 1)))
     return order
 
 
