@@ -1,10 +1,11 @@
 """The grid encoding of a hybrid field, generated grid by grid with every grid constant fixed at compile time.
 
-Each grid locates a point (its cell, the fractions inside the cell and the corner rows of
-the table) and combines the corner features in one pass, so nothing larger than one
-grid's corners is kept per point. Everything else is built on that: the encoding itself,
-its Jacobian (one row per axis, from the derivatives of the corner weights), the mixed
-second partials against a feature gradient, and the adjoints into the table.
+Three phases per point: ``locate`` finds every grid's cell (corner rows of the table and the
+fractions inside the cell), ``gather`` loads every corner's features (one row each), and the
+combinations run on those corners: the encoding itself by successive linear interpolation
+axis after axis, its Jacobian from the differences along each axis, and the mixed second
+partials against a feature gradient. The adjoints into the table locate the point again
+and spread each corner's share.
 
 Inside a cell multilinear interpolation is linear along each axis, so the only second
 derivatives are the mixed ones, one entry per axis pair.
@@ -42,7 +43,6 @@ class Encoding:
     encode_jacobian: wp.Function
     mixed_vjp: wp.Function
     prefetch: wp.Function
-    jacobian_type: type
     scatter_builder: Callable[[wp.Function, bool], wp.Function]
 
     def scatter(self, accumulate, directional: bool) -> wp.Function:
@@ -315,4 +315,4 @@ def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Enco
         scatters[key] = scatter
         return scatter
 
-    return Encoding(encode, encode_jacobian, mixed_vjp, prefetch, mat_jacobian, scatter_builder)
+    return Encoding(encode, encode_jacobian, mixed_vjp, prefetch, scatter_builder)
