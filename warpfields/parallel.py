@@ -60,6 +60,10 @@ def shard_count(n: int, device, threads: int | None = None) -> int:
 
 
 _MORTON_MIN_POINTS = 4096
+# The sort keeps the top bits of the Z-curve codes (30 bits: 10 per axis in 3D, 15 in 2D): the cells of a
+# 64^dim grid. Visiting points in a finer order did not make field evaluation measurably faster, and the
+# sort's time grows with its key bits.
+_SORTED_BITS_PER_AXIS = 6
 
 
 @wp.func
@@ -104,7 +108,8 @@ def shard_bounds(n: int, shards: int) -> list[int]:
 
 
 def locality_order(points: wp.array, shards: int | None = None) -> wp.array:
-    """Indices of ``points`` (a Warp array of vectors in [-1, 1]^dim) in Morton (Z-curve) order, per shard.
+    """Indices of ``points`` (a Warp array of vectors in [-1, 1]^dim) in Morton (Z-curve) order of their cells
+    in a 64^dim grid, per shard.
 
     Neighbouring queries then share grid cells and cache lines of the field's tables; bulk
     paths evaluate ``points[order[i]]`` in this order and write each result back to its
@@ -113,7 +118,7 @@ def locality_order(points: wp.array, shards: int | None = None) -> wp.array:
     is parallel too. ``shards`` overrides the number of ranges (1: one Z curve over all points,
     an order that does not depend on the thread count). Small batches keep the caller's order.
     """
-    n, device = points.shape[0], points.device
+    n, device, dim = points.shape[0], points.device, wp.types.type_size(points.dtype)
     if n < _MORTON_MIN_POINTS:
         return wp.array(np.arange(n, dtype=np.int32), dtype=int, device=device)
     keys = wp.empty(2 * n, dtype=int, device=device)
@@ -127,7 +132,8 @@ def locality_order(points: wp.array, shards: int | None = None) -> wp.array:
         lo, hi = bounds[s], bounds[s + 1]
         shard_keys, shard_order = keys[2 * lo : 2 * hi], scratch[2 * lo : 2 * hi]
         wp.launch(kernel, hi - lo, inputs=[lo, points, shard_keys, shard_order], device=device)
-        wp.utils.radix_sort_pairs(shard_keys, shard_order, hi - lo)
+        begin_bit = 30 - dim * _SORTED_BITS_PER_AXIS
+        wp.utils.radix_sort_pairs(shard_keys, shard_order, hi - lo, begin_bit=begin_bit, end_bit=30)
         wp.copy(order, shard_order, dest_offset=lo, src_offset=0, count=hi - lo)
 
     if len(bounds) == 2:
