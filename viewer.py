@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     import polyscope as ps
 
     from warpfields.errors import InputError
+    from warpfields.io.mesh import USD_EXTENSIONS
 
     try:
         if args.screenshot:
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
             check_output_path(args.screenshot, "screenshot")
         init_polyscope(headless=args.screenshot is not None)
-        if Path(args.source).suffix.lower() in (".usd", ".usda", ".usdc", ".usdz"):
+        if Path(args.source).suffix.lower() in USD_EXTENSIONS:
             show_stage(args.source)
         else:
             from warpfields.io.fieldfile import load_field

@@ -24,6 +24,7 @@ from warpfields.fields.hybrid import make_struct
 from warpfields.geometry import evaluate_values
 from warpfields.ops import OperatorSpec, query
 from warpfields.parallel import launch
+from warpfields.rotation import rotation_matrix
 
 from .base import check_count
 from .level_set import (
@@ -45,11 +46,6 @@ from .level_set import (
 SCHEMES = ("characteristics", "taylor")
 
 wp.set_module_options({"enable_backward": False})
-
-
-def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    return np.eye(3) + math.sin(angle) * k + (1.0 - math.cos(angle)) * k @ k
 
 
 class Advection(LevelSetSimulation):
@@ -84,7 +80,7 @@ class Advection(LevelSetSimulation):
         self.trace_steps = check_count(trace_steps, "trace_steps")
         if velocity not in FLOWS:
             raise InputError(f"velocity: expected one of {sorted(FLOWS)}, got {velocity!r}")
-        spec.check("hessian" if scheme == "taylor" else "normal", self.dim)
+        spec.check("hessian" if scheme == "taylor" else "normal", self.dim, field)
         axis = np.asarray(axis, dtype=np.float64)
         if axis.shape != (3,) or not np.linalg.norm(axis) > 0:
             raise InputError(f"axis: expected a non-zero 3-vector, got {axis.tolist()}")
@@ -137,9 +133,9 @@ class Advection(LevelSetSimulation):
     def back_map(self, points: np.ndarray) -> np.ndarray | None:
         """Where the flow took ``points`` from (time 0), or None when no closed form is known now."""
         if self.flow.kind == FLOW_ROTATION:
-            rotation = _rotation(self.axis, -self.omega * self.time)
+            rotation = rotation_matrix(self.axis, -self.omega * self.time)
             if self.dim == 2:
-                rotation = _rotation(np.array([0.0, 0.0, 1.0]), -self.omega * self.time)[:2, :2]
+                rotation = rotation_matrix((0.0, 0.0, 1.0), -self.omega * self.time)[:2, :2]
             c = self.center[: self.dim]
             return (points - c) @ rotation.T + c
         cycles = self.time / self.period

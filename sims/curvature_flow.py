@@ -33,7 +33,7 @@ class CurvatureFlow(LevelSetSimulation):
 
     def __init__(self, field, spec, max_curvature: float | None = None, **kwargs):
         super().__init__(field, spec, **kwargs)
-        spec.check("mean_curvature", self.dim)
+        spec.check("mean_curvature", self.dim, field)
         # Noisy fits can give single band points huge curvatures; a cap of a few over the band width
         # (the smallest radius the band resolves) keeps them from dominating the refit.
         self.max_curvature = float(max_curvature or 4.0 / self.band_width)

@@ -6,13 +6,11 @@ import pytest
 import warpfields
 from warpfields.cli import main
 from warpfields.errors import InputError
+from warpfields.fields.hybrid import preset_config
 from warpfields.ops import OperatorSpec
-
-pytest.importorskip("warpfields.fields.hybrid")
-from warpfields.fields.hybrid import preset_config  # noqa: E402
-from warpfields.sims.advection import Advection  # noqa: E402
-from warpfields.sims.level_set import field_values, inside_grid, iou  # noqa: E402
-from warpfields.torch.train import TRAIN_PRESETS, train_field  # noqa: E402
+from warpfields.sims.advection import Advection
+from warpfields.sims.level_set import field_values, inside_grid, iou
+from warpfields.torch.train import TRAIN_PRESETS, train_field
 
 SHAPE = warpfields.circle(0.3, center=(0.35, 0.0))
 # Half the default refit steps keeps the turns short; the tiny field needs no more.

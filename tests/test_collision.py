@@ -2,11 +2,14 @@ import math
 
 import numpy as np
 import pytest
+import trimesh
 from pxr import Usd, UsdGeom
 
 import warpfields as wf
+from warpfields import ops
 from warpfields.cli import main
 from warpfields.errors import InputError
+from warpfields.fields.hybrid import HybridField, preset_config
 from warpfields.io.usd import StageRecorder, validation_errors
 from warpfields.ops import OperatorSpec
 from warpfields.sims.base import SimulationError, format_table
@@ -206,7 +209,6 @@ def test_format_table():
 
 
 def test_cli_mesh_reference(tmp_path, capsys):
-    trimesh = pytest.importorskip("trimesh")
     mesh_path = tmp_path / "ball.obj"
     trimesh.creation.icosphere(subdivisions=4, radius=0.5).export(mesh_path)
     out = tmp_path / "run.usda"
@@ -218,13 +220,37 @@ def test_cli_mesh_reference(tmp_path, capsys):
     assert metrics["contacts_both"] > 10 and metrics["angle_median_deg"] < 3.0
 
 
-def test_hybrid_field_collider_runs_generic_kernel():
-    hybrid = pytest.importorskip("warpfields.fields.hybrid")
-    from warpfields.fields.hybrid_config import preset_config
-
-    field = hybrid.HybridField(preset_config("tiny"), seed=0)
-    positions = np.random.default_rng(0).uniform(-0.5, 0.5, (32, 3))
-    for method in ("ad", "polyfit"):
-        scene = CollisionScene(field, OperatorSpec.for_field(field, method=method), positions=positions, radius=0.02)
-        scene.run(3, 1.0 / 60.0, substeps=2, progress=False)
-        assert np.all(np.isfinite(scene.x.numpy())) and scene.steps == 6
+@pytest.mark.parametrize("method", ["ad", "polyfit"])
+def test_hybrid_field_collider_pushes_out_along_the_operator_normal(method):
+    """One step of the generic contact kernel on a hybrid field in original units (a shifted, scaled domain)
+    against the host API: penetrating particles move to the particle radius along the operator's normal and
+    lose their inward velocity, the others fly on."""
+    normalization = wf.Normalization(center=(0.3, -0.2, 0.1), scale=0.8)
+    field = HybridField(preset_config("tiny"), seed=0, normalization=normalization)
+    rng = np.random.default_rng(0)
+    x_field = rng.uniform(-0.8, 0.8, (64, 3)).astype(np.float32)
+    positions = normalization.from_field(x_field).astype(np.float32)
+    velocities = rng.normal(size=(64, 3)).astype(np.float32)
+    # O(1) features, and the output bias set so that the contact radius splits the particles in half.
+    parameters = dict(field.parameters)
+    parameters["table"] = rng.uniform(-1, 1, parameters["table"].shape).astype(np.float32)
+    field.set_parameters(parameters)
+    radius = 0.05
+    parameters["b_out"] = parameters["b_out"] + normalization.scale * radius - np.median(ops.value(field, x_field))
+    field.set_parameters(parameters)
+    distance = ops.value(field, x_field).astype(np.float64) / normalization.scale
+    spec = OperatorSpec.for_field(field, method=method, k=16, seed=3)
+    scene = CollisionScene(
+        field, spec, positions=positions, velocities=velocities, radius=radius, gravity=(0.0, 0.0, 0.0),
+        restitution=0.0, friction=0.0, substeps=1,
+    )  # fmt: skip
+    # A step too short to move a float32 position: contacts are evaluated where the particles start.
+    scene.step(1.0e-12)
+    normal = ops.normal(field, x_field, method=method, k=spec.k, sigma=spec.sigma, seed=spec.seed)
+    inside = distance < radius
+    expected = positions + np.where(inside, radius - distance, 0.0)[:, None] * normal
+    np.testing.assert_allclose(scene.x.numpy(), expected, atol=1e-5)
+    inward = np.minimum(np.sum(velocities * normal, axis=1), 0.0)
+    expected_v = velocities - np.where(inside, inward, 0.0)[:, None] * normal
+    np.testing.assert_allclose(scene.v.numpy(), expected_v, atol=1e-5)
+    assert inside.sum() == 32 and np.count_nonzero(scene.contacts()["step"] == 0) == 32

@@ -4,14 +4,12 @@ import torch
 
 import warpfields
 from warpfields.errors import InputError
+from warpfields.fields.hybrid import HybridField, preset_config
 from warpfields.geometry import evaluate_values
 from warpfields.ops import OperatorSpec, gradient
-
-pytest.importorskip("warpfields.fields.hybrid")
-from warpfields.fields.hybrid import HybridField, preset_config  # noqa: E402
-from warpfields.sims.curvature_flow import CurvatureFlow, collapse_time, enclosed_radius, law_radius  # noqa: E402
-from warpfields.sims.level_set import field_values  # noqa: E402
-from warpfields.torch.train import TRAIN_PRESETS, train_field  # noqa: E402
+from warpfields.sims.curvature_flow import CurvatureFlow, collapse_time, enclosed_radius, law_radius
+from warpfields.sims.level_set import field_values
+from warpfields.torch.train import TRAIN_PRESETS, train_field
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +39,8 @@ def test_enclosed_radius_of_exact_shapes(shape, radius):
     assert enclosed_radius(shape, 32, "cpu") == pytest.approx(radius, rel=3e-2)
 
 
-def test_circle_follows_law(circle_field):
-    sim = CurvatureFlow(circle_field, OperatorSpec.for_field(circle_field), device="cpu", seed=1)
+def test_circle_follows_law(circle_field, device):
+    sim = CurvatureFlow(circle_field, OperatorSpec.for_field(circle_field), device=device, seed=1)
     r0 = sim.radius()
     assert r0 == pytest.approx(0.5, abs=0.02)
     dt = 0.002

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 from PIL import Image
+from pxr import Usd, UsdGeom
 
 from warpfields.cli import main
 from warpfields.io.fieldfile import load_field
@@ -12,8 +13,9 @@ from warpfields.io.usd import validation_errors
 ARTEFACTS = (
     "field.wfield",
     "field_tuned.wfield",
-    "collision_ad.usd",
-    "collision_polyfit.usd",
+    "cloth_ad.usd",
+    "cloth_polyfit.usd",
+    "cloth_reference.usd",
     "render_compare.png",
     "report.md",
     "report.json",
@@ -42,10 +44,18 @@ def test_tiny_demo_writes_everything(tmp_path, capsys):
     assert labels[0] == "ad" and "fine-tuned ad" in labels
     for row in data["operators"]:
         assert f"{row['angle_mean_deg']:.3f}" in report, row["label"]
-    for method, metrics in data["collision"].items():
-        assert f"| {method} | {metrics['angle_median_deg']:.2f} |" in report
+    assert list(data["cloth"]) == ["reference", "ad", "polyfit"]
+    for method in ("ad", "polyfit"):
+        metrics = data["cloth"][method]
+        assert f"| {method} | {metrics['deviation_mean']:.4f} | {metrics['deviation_max']:.4f} |" in report
+        # The sheet came down onto the bunny instead of falling through it.
+        assert metrics["penetration_per_radius"] < 2.0
+    assert f"| reference | - | - | {data['cloth']['reference']['penetration_per_radius']:.3f} |" in report
 
-    for stage in ("collision_ad.usd", "collision_polyfit.usd"):
+    for stage in ("cloth_ad.usd", "cloth_polyfit.usd", "cloth_reference.usd"):
         assert validation_errors(out / stage) == []
+        opened = Usd.Stage.Open(str(out / stage))
+        cloth = UsdGeom.Mesh(opened.GetPrimAtPath("/World/cloth"))
+        assert cloth.GetPointsAttr().GetNumTimeSamples() == opened.GetEndTimeCode() + 1 > 1
     image = np.asarray(Image.open(out / "render_compare.png"))
     assert image.shape[1] == 3 * image.shape[0] and image.std() > 5

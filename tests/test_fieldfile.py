@@ -1,3 +1,4 @@
+import io
 import json
 import zipfile
 
@@ -8,8 +9,11 @@ import warpfields as wf
 from warpfields.cli import main
 from warpfields.errors import InputError
 from warpfields.fields.base import Field, Normalization
+from warpfields.fields.hybrid import HybridField, preset_config
+from warpfields.fields.mesh_sdf import MeshSDF
 from warpfields.io import fieldfile
 from warpfields.io.fieldfile import FIELD_KINDS, load_field, read_header, register_kind, save_field
+from warpfields.io.mesh import Mesh
 
 
 class FakeField(Field):
@@ -84,9 +88,8 @@ def test_register_kind(monkeypatch):
 
 
 def test_hybrid_round_trip(tmp_path):
-    hybrid = pytest.importorskip("warpfields.fields.hybrid")
-    config = pytest.importorskip("warpfields.fields.hybrid_config").preset_config("tiny", dim=2, encoding="dense")
-    field = hybrid.HybridField(config, seed=5, metadata={"training": {"seed": 5}})
+    config = preset_config("tiny", dim=2, encoding="dense")
+    field = HybridField(config, seed=5, metadata={"training": {"seed": 5}})
     save_field(field, tmp_path / "h.wfield")
     loaded = load_field(tmp_path / "h.wfield")
     assert loaded.header() == field.header()
@@ -155,12 +158,9 @@ def test_truncated_and_damaged_files(tmp_path, fake_kind):
 def test_save_errors_leave_nothing(tmp_path, fake_kind):
     with pytest.raises(InputError, match="does not exist"):
         save_field(wf.sphere(), tmp_path / "missing" / "f.wfield")
-    mesh_sdf = pytest.importorskip("warpfields.fields.mesh_sdf")
-    from warpfields.io.mesh import Mesh
-
     triangle = Mesh(np.eye(3), np.array([[0, 1, 2]], dtype=np.int32))
     with pytest.raises(InputError, match="mesh field cannot be saved"):
-        save_field(mesh_sdf.MeshSDF(triangle), tmp_path / "m.wfield")
+        save_field(MeshSDF(triangle), tmp_path / "m.wfield")
     with pytest.raises(InputError, match="array 'table' \\(object\\) cannot be stored"):
         save_field(FakeField({"table": np.array([{}], dtype=object)}), tmp_path / "o.wfield")
     assert list(tmp_path.iterdir()) == []
@@ -184,3 +184,56 @@ def test_files_are_zip_archives(tmp_path):
     path = tmp_path / "s.wfield"
     save_field(wf.sphere(), path)
     assert zipfile.is_zipfile(path)
+
+
+def fake_file(path, normalization=None, **arrays):
+    """A fake-kind field file with ``arrays`` replacing the defaults (``table`` may be raw .npy bytes)."""
+    header = {**GOOD, "normalization": normalization or {"center": [0, 0, 0], "scale": 1}, "metadata": {}}
+    entries = {"table": np.zeros(4, dtype=np.float32), "weights": np.zeros((2, 2), dtype=np.float32), **arrays}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("__header__.npy", _npy(np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)))
+        for name, array in entries.items():
+            archive.writestr(f"{name}.npy", array if isinstance(array, bytes) else _npy(array))
+    return path
+
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _declared(shape) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(64)
+
+
+@pytest.mark.parametrize(
+    "contents, message",
+    [
+        ({"normalization": {"center": [0, 0, 0], "scale": 0}}, "normalization: scale must be a finite number > 0"),
+        ({"normalization": {"center": [0, 0, 0], "scale": "nan"}}, "normalization: scale must be a finite number"),
+        ({"normalization": {"center": [0, 0], "scale": 1}}, r"center \[0.0, 0.0\] has 2 coordinates, expected 3"),
+        (
+            {"table": _declared((2**40,))},
+            r"entry 'table' declares \(1099511627776,\) float32 \(4.0 TiB\) but holds 64 B; the file is damaged",
+        ),
+        ({"table": np.array([0.0, np.nan, 1.0], dtype=np.float32)}, "array 'table' holds 1 non-finite values"),
+        ({"weights": np.full((2, 2), np.inf, dtype=np.float32)}, "array 'weights' holds 4 non-finite values"),
+    ],
+)
+def test_damaged_contents_are_named_before_use(tmp_path, fake_kind, contents, message):
+    """These loaded (a NaN table queried as a constant with zero normals), divided by zero, failed to broadcast,
+    or tried to allocate 4 TiB."""
+    path = fake_file(tmp_path / "damaged.wfield", **contents)
+    with pytest.raises(InputError, match=message) as info:
+        load_field(path)
+    assert "damaged.wfield" in str(info.value)
+
+
+def test_a_field_with_non_finite_parameters_is_not_saved(tmp_path, fake_kind):
+    field = FakeField({"table": np.array([1.0, np.nan], dtype=np.float32), "weights": np.zeros(2, np.float32)})
+    with pytest.raises(InputError, match="cannot save the field; array 'table' holds 1 non-finite values"):
+        save_field(field, tmp_path / "f.wfield")
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ import trimesh
 import warpfields as wf
 from warpfields import geometry
 from warpfields.errors import InputError
+from warpfields.fields.hybrid import HybridField, preset_config
 from warpfields.fields.mesh_sdf import MeshSDF
 from warpfields.io.mesh import Mesh
 
@@ -146,9 +147,7 @@ def test_sample_training_points_shares_and_distances():
 
 
 def test_hybrid_field_level_set():
-    hybrid = pytest.importorskip("warpfields.fields.hybrid")
-    config = pytest.importorskip("warpfields.fields.hybrid_config").preset_config("tiny", dim=3, encoding="hash")
-    field = hybrid.HybridField(config, seed=0)
+    field = HybridField(preset_config("tiny", dim=3, encoding="hash"), seed=0)
     grid = geometry.grid_values(field, 9)
     axis = np.linspace(-1, 1, 9)
     corner_points = np.array([[axis[i], axis[j], axis[k]] for i, j, k in [(0, 0, 0), (8, 3, 1), (2, 7, 5)]])

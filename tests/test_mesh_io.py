@@ -1,8 +1,11 @@
+import sys
+import warnings
+
 import numpy as np
 import pytest
 import trimesh
 
-from warpfields.errors import InputError
+from warpfields.errors import InputError, InputWarning
 from warpfields.io.mesh import Mesh, bunny_path, load_mesh, normalization_for
 
 OCTAHEDRON = trimesh.creation.icosahedron()
@@ -93,7 +96,7 @@ def Mesh "tri" {{
         ("counts.usda", USD_TRIANGLE.format(indices="0, 1"), "inconsistent face vertex counts"),
         ("nanpoint.usda", USD_TRIANGLE.format(indices="0, 1, 2").replace("(0, 1, 0)", "(0, nan, 0)"), "NaN"),
         ("mesh.xyz", OBJ_TRIANGLE, "unknown extension"),
-        ("garbage.ply", "ply\nformat nonsense\n", "could not be read"),
+        ("garbage.ply", "ply\nformat nonsense\n", "not a mesh that could be read"),
         ("nomesh.usda", '#usda 1.0\ndef Xform "root" {\n}\n', "no Mesh prim"),
         ("broken.usda", "#usda 1.0\ndef Mesh {{{\n", "could not be"),
     ],
@@ -125,3 +128,49 @@ def test_usd_prim_path_errors(tmp_path):
 def test_shared_sphere_asset(shared_assets):
     mesh = load_mesh(shared_assets / "sphere.obj")
     assert np.allclose(np.linalg.norm(mesh.vertices, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("extension", ["obj", "stl", "off", "ply"])
+def test_random_bytes_are_not_a_mesh(tmp_path, monkeypatch, extension):
+    """Without charset_normalizer (trimesh's guess at a text encoding) this said "No module named ..."."""
+    monkeypatch.setitem(sys.modules, "charset_normalizer", None)
+    path = tmp_path / f"junk.{extension}"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(InputError, match=f"junk.{extension}': not a mesh") as error:
+        load_mesh(path)
+    assert "module" not in str(error.value)
+
+
+def _box_faces():
+    box = trimesh.creation.box()
+    return np.asarray(box.vertices), np.asarray(box.faces)
+
+
+def _obj(tmp_path, name, vertices, faces):
+    lines = [f"v {x} {y} {z}" for x, y, z in vertices] + [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    return _write(tmp_path, name, "\n".join(lines) + "\n")
+
+
+def test_open_meshes_warn_how_the_sign_is_decided(tmp_path):
+    vertices, faces = _box_faces()
+    open_box = _obj(tmp_path, "open_box.obj", vertices, faces[:-2])
+    quad = _obj(tmp_path, "quad.obj", [(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0)], [(0, 1, 2), (0, 2, 3)])
+    triangle = _write(tmp_path, "triangle.obj", OBJ_TRIANGLE)
+    for path, edges in ((open_box, 4), (quad, 4), (triangle, 3)):
+        with pytest.warns(InputWarning, match=rf"{path.name}' is not closed \({edges} edges.*winding number"):
+            load_mesh(path)
+
+
+def test_closed_meshes_do_not_warn_even_with_split_vertices(tmp_path):
+    """A closed surface whose vertices are split along seams (texture coordinates) is still closed."""
+    vertices, faces = _box_faces()
+    split_vertices = vertices[faces.ravel()]
+    split_faces = np.arange(len(split_vertices)).reshape(-1, 3)
+    for path in (_obj(tmp_path, "box.obj", vertices, faces), _obj(tmp_path, "seams.obj", split_vertices, split_faces)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            load_mesh(path)
+    flipped = faces.copy()
+    flipped[0] = flipped[0, ::-1]
+    with pytest.warns(InputWarning, match="not closed"):
+        load_mesh(_obj(tmp_path, "flipped.obj", vertices, flipped))

@@ -147,12 +147,10 @@ TOLERANCE = {
     "cubature": (5e-3, 2e-2),
 }
 
-# field_hessian of the analytic torus does not compile on Warp 1.19 (wp.mat23), so its ad case is left out.
 METHOD_CASES = [
     (shape, method, stencil)
     for shape in CASES
     for method, stencil in [("ad", None), ("fd", None), *(("polyfit", s) for s in ops.STENCILS)]
-    if not (shape == "torus" and method == "ad")
 ]
 
 

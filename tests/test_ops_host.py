@@ -1,18 +1,23 @@
 """Host API of the operators: containers, sharding, defaults and bad input."""
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import trimesh
 import warp as wp
 
 import warpfields as wf
 from warpfields import ops, parallel
 from warpfields.errors import InputError
 from warpfields.fields.base import Field
-from warpfields.fields.hybrid import HybridField, preset_config
+from warpfields.fields.hybrid import HybridConfig, HybridField, parameter_shapes, preset_config
+from warpfields.ops import MAX_K
 
 
 def sphere_points(n=64, radius=0.5, seed=0):
@@ -35,15 +40,23 @@ def test_numpy_in_numpy_out_with_closed_form():
 
 
 def test_containers_round_trip():
+    """Each kind comes back as itself: numpy, torch, Warp float rows as float rows and Warp vectors as vectors."""
     field, points = wf.sphere(0.5), sphere_points(16)
     reference = ops.gradient(field, points, stencil="antithetic", k=8)
     as_torch = ops.gradient(field, torch.from_numpy(points.astype(np.float64)), stencil="antithetic", k=8)
     assert isinstance(as_torch, torch.Tensor) and tuple(as_torch.shape) == (16, 3)
     np.testing.assert_array_equal(as_torch.numpy(), reference)
-    for as_warp in (wp.array(points, dtype=float), wp.array(points, dtype=wp.vec3)):
-        out = ops.gradient(field, as_warp, stencil="antithetic", k=8)
-        assert isinstance(out, wp.array) and out.shape == (16, 3)
-        np.testing.assert_array_equal(out.numpy(), reference)
+    rows = ops.gradient(field, wp.array(points, dtype=float), stencil="antithetic", k=8)
+    assert isinstance(rows, wp.array) and rows.dtype == wp.float32 and rows.shape == (16, 3)
+    np.testing.assert_array_equal(rows.numpy(), reference)
+    vectors = ops.gradient(field, wp.array(points, dtype=wp.vec3), stencil="antithetic", k=8)
+    assert isinstance(vectors, wp.array) and vectors.dtype == wp.vec3 and vectors.shape == (16,)
+    np.testing.assert_array_equal(vectors.numpy(), reference)
+    hessians = ops.hessian(field, wp.array(points, dtype=wp.vec3), method="ad")
+    assert hessians.dtype == wp.mat33 and hessians.shape == (16,)
+    assert ops.hessian(field, wp.array(points, dtype=float), method="ad").shape == (16, 3, 3)
+    curvatures = ops.mean_curvature(field, wp.array(points, dtype=wp.vec3), method="ad")
+    assert curvatures.dtype == wp.float32 and curvatures.shape == (16,)
 
 
 def test_sharded_equals_single_thread_and_per_point_seeds():
@@ -55,10 +68,10 @@ def test_sharded_equals_single_thread_and_per_point_seeds():
     both = ops.query(field, points, "normal", spec)
     xs = wp.array(points, dtype=wp.vec3)
     out = wp.empty(len(points), dtype=wp.vec3)
-    kernel = ops.host._query_kernel("normal", "polyfit")
+    kernel = ops.host._query_kernel("normal", "polyfit", 3)
     caller_order = wp.array(np.arange(len(points), dtype=np.int32), dtype=int)
     assert not np.array_equal(parallel.locality_order(xs).numpy(), caller_order.numpy())
-    parallel.launch(kernel, len(points), [field.warp(), spec.warp(), xs, caller_order, out], threads=1)
+    parallel.launch(kernel, len(points), [0, field.warp(), spec.warp(), xs, caller_order, out], threads=1)
     np.testing.assert_array_equal(both, out.numpy())
     other_seed = ops.OperatorSpec(k=16, sigma=0.01, stencil="gauss", seed=10)
     assert not np.array_equal(both, ops.query(field, points, "normal", other_seed))
@@ -138,14 +151,18 @@ def test_user_field_through_the_host_api():
     [
         ({"method": "magic"}, "method"),
         ({"stencil": "hexagon"}, "stencil"),
-        ({"k": 0}, "k must"),
-        ({"k": 2.5}, "k must"),
+        ({"k": 0}, r"k=0 is out of range: expected 1 <= k <= 4096"),
+        ({"k": 2.5}, "k=2.5 is out of range"),
+        ({"k": 2**31}, "k=2147483648 is out of range"),
         ({"sigma": 0.0}, "sigma"),
         ({"sigma": -1e-3}, "sigma"),
         ({"sigma": float("nan")}, "sigma"),
         ({"sigma": float("inf")}, "sigma"),
-        ({"h": 0.0}, "h must"),
-        ({"h": "small"}, "h must"),
+        ({"h": 0.0}, r"h=0.0 is out of range: expected 1e-05 <= h <= 2"),
+        ({"h": 1e-30}, "h=1e-30 is out of range"),
+        ({"sigma": 1e-30}, "sigma=1e-30 is out of range"),
+        ({"sigma": 3.0}, r"sigma=3.0 is out of range: .* at most the domain's side"),
+        ({"h": "small"}, "h must be a number"),
         ({"seed": 2**40}, "seed"),
     ],
 )
@@ -203,11 +220,8 @@ def test_unknown_quantity_and_bad_spec_type():
 
 
 def test_hybrid_field_polyfit_agrees_with_ad_where_smooth():
-    hybrid = pytest.importorskip("warpfields.fields.hybrid")
-    config = hybrid.HybridConfig(
-        levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8
-    )
-    field = hybrid.HybridField(config, seed=1)
+    config = HybridConfig(levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8)
+    field = HybridField(config, seed=1)
     points = np.random.default_rng(0).uniform(-0.9, 0.9, (256, 3)).astype(np.float32)
     assert ops.default_sigma(field) == pytest.approx(ops.SIGMA_PER_CELL * field.finest_cell)
     exact = ops.gradient(field, points, method="ad")
@@ -253,3 +267,129 @@ def test_bulk_values_equal_the_per_point_function():
     wp.launch(_caller_order_values, len(points), inputs=[field.warp(), wp.array(points, dtype=wp.vec3), out])
     expected = out.numpy()
     np.testing.assert_allclose(ops.value(field, points), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+# --- every argument has one range, the same for the host API and the CLI -------------------------
+
+
+SMALL = HybridConfig(levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8)
+
+
+def test_scale_ranges_follow_the_finest_cell():
+    """sigma and h range from 1/256 of the finest cell (or the float32 floor) to the domain's side."""
+    field = HybridField(SMALL, seed=1)
+    low, high = ops.scale_range(field)
+    assert low == pytest.approx(field.finest_cell / 256) and high == 2.0
+    assert ops.scale_range(wf.sphere()) == (ops.MIN_SCALE, 2.0)
+    points = sphere_points(4)
+    with pytest.raises(InputError, match=r"sigma=0.0005 is out of range: expected 0.0009766 <= sigma <= 2"):
+        ops.normal(field, points, sigma=5e-4)
+    with pytest.raises(InputError, match=r"h=0.0005 is out of range: .*1/256 of the finest cell 0.25"):
+        ops.query(field, points, "normal", ops.OperatorSpec(method="fd", h=5e-4))
+    assert np.isfinite(ops.normal(field, points, sigma=low, k=16)).all()
+
+
+@pytest.mark.parametrize("k", [2**31, 2**32, 0, MAX_K + 16])
+def test_k_outside_its_range_is_refused(k):
+    """2^31 used to wrap to a negative count in the Warp functions and return all-zero normals."""
+    with pytest.raises(InputError, match=f"k={k} is out of range: expected 1 <= k <= {MAX_K}"):
+        ops.normal(wf.sphere(), sphere_points(4), k=k)
+
+
+# --- outside the domain: values extended by the distance, derivatives NaN -------------------------
+
+FAR = np.array([[1e6, 0.0, 0.0], [1e30, 0.0, 0.0], [2.0, 0.5, -3.0], [0.0, 1.0 + 1e-6, 0.0]], dtype=np.float32)
+
+
+def icosphere_sdf():
+    from warpfields.fields.mesh_sdf import MeshSDF
+    from warpfields.io.mesh import Mesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    return MeshSDF(Mesh(np.asarray(sphere.vertices), np.asarray(sphere.faces, dtype=np.int32)))
+
+
+# One method per field type keeps the compiled kernels few; the contract lives in the one query kernel.
+CONTRACT_CASES = {
+    "sphere": (wf.sphere, "polyfit", ops.QUANTITIES[1:]),
+    "torus": (wf.torus, "fd", ("normal", "mean_curvature")),
+    "hybrid": (lambda: HybridField(SMALL, seed=2), "ad", ("normal", "mean_curvature")),
+    "mesh": (icosphere_sdf, "polyfit", ("normal", "mean_curvature")),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONTRACT_CASES))
+def test_the_domain_contract_holds_for_every_field_type(kind):
+    make_field, method, quantities = CONTRACT_CASES[kind]
+    field = make_field()
+    inside = np.array([[0.3, 0.1, 0.2], [1.0, -1.0, 0.4]], dtype=np.float32)
+    points = np.concatenate([FAR, inside])
+    closest = np.clip(FAR.astype(np.float64), -1.0, 1.0)
+    distance = np.linalg.norm(FAR - closest, axis=1)
+    values = ops.value(field, points)
+    np.testing.assert_allclose(values[:4], ops.value(field, closest) + distance, rtol=1e-6)
+    np.testing.assert_array_equal(values[4:], ops.value(field, inside))
+    for quantity in quantities:
+        result = ops.query(field, points, quantity, ops.OperatorSpec.for_field(field, method=method, k=16))
+        assert np.isnan(result[:4]).all(), quantity
+        assert np.isfinite(result[4:]).all(), quantity
+
+
+def test_no_zero_normal_is_presented_as_a_result():
+    """Where the gradient vanishes there is no normal: NaN, not a zero vector."""
+    flat = HybridField(SMALL, {name: np.zeros(shape) for name, shape in parameter_shapes(SMALL).items()})
+    points = sphere_points(8)
+    for method in ("ad", "fd", "polyfit"):
+        np.testing.assert_array_equal(ops.gradient(flat, points, method=method), 0.0)
+        assert np.isnan(ops.normal(flat, points, method=method)).all()
+    # The torus's tube centre circle: the distance has no gradient there.
+    assert np.isnan(ops.normal(wf.torus(0.5, 0.2), np.array([[0.5, 0.0, 0.0]]), method="ad")).all()
+
+
+# --- first calls from several threads at once ---------------------------------------------------
+
+_FIRST_CALLS = """
+import json, sys, threading
+import numpy as np
+from warpfields import ops
+from warpfields.fields.hybrid import HybridConfig, HybridField
+
+config = HybridConfig(levels=2, features=2, log2_table=8, base_resolution=4, max_resolution=8, hidden_width=8)
+field = HybridField(config, seed=1)
+points = np.random.default_rng(0).uniform(-0.9, 0.9, (64, 3)).astype(np.float32)
+threads = int(sys.argv[1])
+barrier = threading.Barrier(threads)
+results = [None] * threads
+
+
+def first_call(i):
+    barrier.wait()
+    try:
+        results[i] = ops.normal(field, points, method="ad").tolist()
+    except Exception as error:
+        results[i] = repr(error)
+
+
+workers = [threading.Thread(target=first_call, args=(i,)) for i in range(threads)]
+for worker in workers:
+    worker.start()
+for worker in workers:
+    worker.join()
+print(json.dumps({"threads": results, "after": ops.normal(field, points, method="ad").tolist()}))
+"""
+
+
+def test_first_calls_from_threads_at_once_in_fresh_processes():
+    """Threads making their first query at once used to get a false 'no field_value overload' (the struct type
+    generated twice, the overloads registered for the other copy) and broke the process for later calls."""
+    field = HybridField(SMALL, seed=1)
+    points = np.random.default_rng(0).uniform(-0.9, 0.9, (64, 3)).astype(np.float32)
+    sequential = ops.normal(field, points, method="ad").tolist()
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALLS, "4"], capture_output=True, text=True, timeout=600, check=True
+        )
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        assert report["threads"] == [sequential] * 4
+        assert report["after"] == sequential
+        assert run.stdout.count("Warp") <= 1 and "initialized" in run.stdout

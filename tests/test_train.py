@@ -24,7 +24,13 @@ def test_tiny_training_fits_the_sphere(tiny_sphere):
     # A 32^3 finest grid fits a sphere to a small fraction of a cell (2/32 = 0.0625).
     assert report["near_surface_mean_abs_error"] < 0.01
     assert report["level_set_two_sided_distance"] < 0.02
-    assert field.metadata["training"]["quality"] == {k: report[k] for k in field.metadata["training"]["quality"]}
+    # The quality recorded in the field is a measurement of that field: its mean |f - sdf| within about 0.005
+    # of the surface, measured here on other points, agrees to the sampling error of either estimate.
+    quality = field.metadata["training"]["quality"]
+    surface = wf.geometry.surface_points(wf.sphere(0.5), 20000, seed=11)
+    near = surface + np.random.default_rng(11).normal(size=surface.shape) * 0.005
+    error = np.abs(ops.value(field, near) - (np.linalg.norm(near, axis=1) - 0.5)).mean()
+    assert quality["near_surface_mean_abs_error"] == pytest.approx(error, rel=0.05)
 
 
 def test_training_is_deterministic_for_a_seed():
@@ -61,7 +67,12 @@ def test_finetune_lowers_autodiff_normal_error(tiny_sphere):
         field, settings, seed=1, progress=False, provenance={"original_sha256": "x"}, level_set_resolution=128
     )
     before, after = ad_angle(field), ad_angle(tuned)
-    assert after < 0.8 * before
+    # The tiny preset (100 steps) takes this field's autodiff normals from 10.0 to 5.9-6.3 deg (0.59-0.62 of the
+    # error, over fine-tune seeds and CPU thread counts; its polyfit targets are 3.4 deg off); half the steps
+    # leave 0.74, the paper's learning rate 0.98. The README's 21.5 -> 2.8 deg is the fast preset's 600 steps on
+    # the bunny (BENCHMARKS.md). The preset is not as steady over training seeds: fields trained with seeds 0-7
+    # ended at 0.57-1.4 of their error, so the field here keeps seed 0.
+    assert after < 0.7 * before
     # Values stay close to the original near the surface: within 0.15 of the finest cell (the tiny field's
     # own fit error is about a twentieth of it); runs that differ only in float rounding (thread count, fused
     # multiply-adds) land between 0.12 and 0.14 of it.

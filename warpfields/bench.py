@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import warp as wp
 
-from . import ops, parallel
+from . import geometry, ops, parallel
 from .errors import InputError
 from .fields.hybrid import HybridField, preset_config
 from .io.fieldfile import save_field
@@ -47,30 +47,6 @@ from .parallel import cpu_threads
 
 # The reference kernel lives beside the repository, never in it.
 DEFAULT_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "reference_kernel.py"
-
-_PAPER_PIPELINE = """
-import json, sys, time, torch
-from warpfields.bench import extra_peak_bytes
-from warpfields.io.fieldfile import load_field
-from warpfields.torch import reference
-path, n, k, sigma = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-field = load_field(path)
-params = {name: torch.tensor(value) for name, value in field.parameters.items()}
-x = torch.rand(n, 3, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
-
-def polyfit_normals():
-    with torch.no_grad():
-        d = torch.randn(n, k, 3) * sigma
-        d = d - d.mean(dim=1, keepdim=True)
-        y = reference.forward(field.config, params, (x[:, None, :] + d).reshape(-1, 3)).reshape(n, k)
-        a = torch.cat([torch.ones(n, k, 1), d], dim=2)
-        coef = torch.linalg.lstsq(a, y[..., None]).solution
-    return torch.nn.functional.normalize(coef[:, 1:4, 0], dim=1)
-
-started = time.perf_counter()
-extra = extra_peak_bytes(polyfit_normals)
-print(json.dumps({"seconds": time.perf_counter() - started, "extra_peak_bytes": extra}))
-"""
 
 
 def best_seconds(fn, repeats: int = 3) -> float:
@@ -111,10 +87,43 @@ def extra_peak_bytes(fn) -> int:
     return max(_status_bytes("VmHWM") - base, 0)
 
 
+def paper_polyfit_normals(config, params: dict, x, k: int, sigma: float, generator=None):
+    """Normals the way the paper's code computes them (the baseline of ``fused_vs_paper_*``): ``k`` Gaussian
+    offsets per point materialised and re-centred, the torch field evaluated at all of them, one batched least
+    squares for the linear fits. ``x`` is an (n, 3) float32 tensor, ``params`` the field's tensors."""
+    import torch
+
+    from .torch import reference
+
+    n = x.shape[0]
+    with torch.no_grad():
+        d = torch.randn(n, k, 3, generator=generator) * sigma
+        d = d - d.mean(dim=1, keepdim=True)
+        y = reference.forward(config, params, (x[:, None, :] + d).reshape(-1, 3)).reshape(n, k)
+        a = torch.cat([torch.ones(n, k, 1), d], dim=2)
+        coef = torch.linalg.lstsq(a, y[..., None]).solution
+    return torch.nn.functional.normalize(coef[:, 1:4, 0], dim=1)
+
+
+def _paper_polyfit_child(field_path: str, n: int, k: int, sigma: float) -> dict:
+    """Runs in a child process of ``paper_polyfit``, so that the peak memory it measures is the pipeline's own."""
+    import torch
+
+    from .io.fieldfile import load_field
+
+    field = load_field(field_path)
+    params = {name: torch.tensor(value) for name, value in field.parameters.items()}
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 3, generator=generator) * 1.6 - 0.8
+    started = time.perf_counter()
+    extra = extra_peak_bytes(lambda: paper_polyfit_normals(field.config, params, x, k, sigma, generator))
+    return {"seconds": time.perf_counter() - started, "extra_peak_bytes": extra}
+
+
 def paper_polyfit(field_path: str, n: int, k: int, sigma: float) -> dict:
-    """Seconds and extra peak resident bytes of the paper-style torch polyfit of ``n`` normals (CPU)."""
+    """Seconds and extra peak resident bytes of ``paper_polyfit_normals`` for ``n`` points (CPU, own process)."""
     out = subprocess.run(
-        [sys.executable, "-c", _PAPER_PIPELINE, str(field_path), str(n), str(k), str(sigma)],
+        [sys.executable, "-m", __name__, str(field_path), str(n), str(k), str(sigma)],
         capture_output=True,
         text=True,
         check=True,
@@ -127,12 +136,14 @@ def _train_figures(field: HybridField, preset: str, train_steps: int, device, fi
 
     from .fields.shapes import sphere
     from .torch import HybridModule
-    from .torch.train import TRAIN_PRESETS, fit_module, training_points
+    from .torch.train import TRAIN_PRESETS, fit_module
 
     settings = TRAIN_PRESETS[preset]
     target = sphere()
     started = time.perf_counter()
-    pool_x, pool_y = training_points(target, settings.pool_size, settings, 0, device)
+    pool_x, pool_y = geometry.sample_training_points(
+        target, settings.pool_size, 0, settings.surface_share, settings.near_share, settings.noise_scales, device
+    )
     sampling_seconds = time.perf_counter() - started
     module = HybridModule(HybridField(field.config, seed=0), device=device)
     pool_x, pool_y = torch.from_numpy(pool_x).to(module.table.device), torch.from_numpy(pool_y).to(module.table.device)
@@ -318,4 +329,9 @@ def format_figures(figures: dict) -> str:
     )
 
 
-__all__ = ["best_seconds", "extra_peak_bytes", "format_figures", "paper_polyfit", "run_bench"]
+__all__ = ["best_seconds", "extra_peak_bytes", "format_figures", "paper_polyfit", "paper_polyfit_normals", "run_bench"]
+
+
+if __name__ == "__main__":
+    path, count, samples, scale = sys.argv[1:5]
+    print(json.dumps(_paper_polyfit_child(path, int(count), int(samples), float(scale))))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import geometry, ops
+from .distributed import Ranks
 from .fields.base import Field
 from .fields.mesh_sdf import MeshSDF
 from .io.atomic import atomic_path
@@ -98,17 +99,22 @@ def curvature_metrics(predicted: np.ndarray, reference: np.ndarray) -> dict:
     return {"curvature_rms": float(np.sqrt(np.mean(error**2))), "curvature_mean": float(error.mean())}
 
 
-def evaluate_rows(field: Field, reference: Reference, rows: list[Row], device=None) -> list[Row]:
+def evaluate_rows(field: Field, reference: Reference, rows: list[Row], device=None, group=None) -> list[Row]:
+    """Each row's metrics against ``reference``. With a process ``group`` every rank calls this, the queries are
+    split over the ranks (the rates are the whole group's) and rank 0 alone gets the metrics."""
+    ranks = Ranks(group)
     warmup = reference.points[:64]
     for row in rows:
         for quantity in ("normal", "mean_curvature"):
             ops.query(field, warmup, quantity, row.spec, device=device)
         started = time.perf_counter()
-        normals = ops.query(field, reference.points, "normal", row.spec, device=device)
+        normals = ranks.query(field, reference.points, "normal", row.spec, device)
         normal_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        curvature = ops.query(field, reference.points, "mean_curvature", row.spec, device=device)
+        curvature = ranks.query(field, reference.points, "mean_curvature", row.spec, device)
         curvature_seconds = time.perf_counter() - started
+        if ranks.rank != 0:
+            continue
         n = len(reference.points)
         row.metrics = {
             **normal_metrics(normals, reference.normals),

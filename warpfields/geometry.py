@@ -15,10 +15,13 @@ from .fields.base import Field
 from .fields.mesh_sdf import MeshSDF
 from .io.mesh import Mesh
 from .parallel import launch
+from .runtime import check_memory
 
 wp.set_module_options({"enable_backward": False})
 
 _GRID_CHUNK = 1 << 20
+# A grid's values (float32), their concatenation and marching cubes' float64 copy.
+_GRID_CELL_BYTES = 24
 _VEC = {2: wp.vec2, 3: wp.vec3}
 
 
@@ -230,6 +233,7 @@ def grid_values(field: Field, resolution: int, device=None) -> np.ndarray:
     """``field_value`` on a ``resolution``^dim grid spanning [-1, 1]^dim (axis i of the result is coordinate i)."""
     if not (isinstance(resolution, int | np.integer) and 2 <= resolution <= 2048):
         raise InputError(f"grid resolution {resolution!r} must be an integer in [2, 2048]")
+    check_memory(f"a {resolution}^{field.dim} grid, cells", resolution**field.dim, _GRID_CELL_BYTES, device)
     axis = np.linspace(-1.0, 1.0, resolution)
     slab = max(1, _GRID_CHUNK // resolution ** (field.dim - 1))
     slabs = []

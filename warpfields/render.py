@@ -19,11 +19,14 @@ from .errors import InputError
 from .fields.analytic import field_value
 from .io.atomic import atomic_path, check_output_path
 from .ops.funcs import Operator, op_normal
+from .runtime import check_launch_size, check_memory, get_device
 
 wp.set_module_options({"enable_backward": False})
 
 MAX_STEPS = 256
 HIT_EPSILON = 2.0e-4
+# Colour and hit mask on the device (16 B), their host copies and the float32 steps to 8-bit RGB (~80 B).
+BYTES_PER_PIXEL = 96
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,11 @@ def render(field, spec, width: int = 320, height: int = 320, camera: Camera | No
         raise InputError(f"render: needs a 3D field, got a {field.dim}D one")
     if width < 1 or height < 1:
         raise InputError(f"render: image size {width}x{height} must be positive")
-    spec.check("normal", 3)
+    spec.check("normal", 3, field)
+    device = get_device(device)
+    check_memory(f"render: a {width}x{height} image, pixels", width * height, BYTES_PER_PIXEL, device)
+    check_launch_size(f"render: a {width}x{height} image, pixels", width * height)
     camera = camera or Camera()
-    device = wp.get_device(device)
     forward, right, up = camera.basis()
     n = width * height
     color = wp.zeros(n, dtype=wp.vec3, device=device)

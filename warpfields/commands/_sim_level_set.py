@@ -8,6 +8,8 @@ import math
 from ..errors import InputError
 from ._sim_common import check_common_arguments, operator_from_args, settings
 
+# The band search draws 16 candidates per sample (float64 rows, their float32 copy and values): ~1 KiB each.
+BAND_SAMPLE_BYTES = 1024
 CURVATURE_FLOW_HELP = "mean curvature flow of the field's zero level set"
 ADVECTION_HELP = "the field advected by a rotation or a reversible deformation (one turn / one period over the run)"
 
@@ -57,6 +59,15 @@ def _state_field(args: argparse.Namespace):
     return hybrid, field
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    from warpfields.runtime import check_memory
+
+    check_common_arguments(args)
+    for name, samples in (("--points", args.points), ("--batch", getattr(args, "batch", None))):
+        if samples is not None:
+            check_memory(name, samples, BAND_SAMPLE_BYTES, args.device)
+
+
 def _common(args: argparse.Namespace) -> dict:
     given = {
         "points": args.points,
@@ -86,7 +97,7 @@ def _run(args, scene, rows, metrics=None) -> int:
 def run_curvature_flow(args: argparse.Namespace) -> int:
     from warpfields.sims.curvature_flow import CurvatureFlow, law_radius
 
-    check_common_arguments(args)
+    _check_arguments(args)
     field, _ = _state_field(args)
     spec = operator_from_args(args, field, "mean_curvature")
     scene = CurvatureFlow(field, spec, **_common(args))
@@ -108,7 +119,7 @@ def run_curvature_flow(args: argparse.Namespace) -> int:
 def run_advection(args: argparse.Namespace) -> int:
     from warpfields.sims.advection import Advection
 
-    check_common_arguments(args)
+    _check_arguments(args)
     field, shape = _state_field(args)
     spec = operator_from_args(args, field, "hessian")
     total = args.frames * args.dt

@@ -1,14 +1,16 @@
 """``warpfields render FIELD --method M [--compare] --out IMG.png``: sphere-traced shading from a method's normals."""
 
+from ..ops.host import METHODS, STENCILS
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("render", help="sphere-trace a field, shaded with the chosen method's normals")
     p.add_argument("field", help="field file or shape word")
-    p.add_argument("--method", default="polyfit", choices=("ad", "fd", "polyfit"))
+    p.add_argument("--method", default="polyfit", choices=list(METHODS))
     p.add_argument("--compare", action="store_true", help="ad, fd and polyfit side by side")
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--sigma", type=float, default=None, help="polyfit scale (field units)")
-    p.add_argument("--stencil", default="cubature", choices=("gauss", "antithetic", "cubature"))
+    p.add_argument("--stencil", default="cubature", choices=list(STENCILS))
     p.add_argument("--h", type=float, default=None, help="fd step (field units)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=480)

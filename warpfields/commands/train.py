@@ -16,17 +16,28 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..distributed import run_command
+
+    return run_command(args, run_rank)
+
+
+def run_rank(args, ranks) -> int:
+    """The command on each rank of a job (one rank without ``torchrun``); rank 0 writes and prints."""
     from ..fields.hybrid_config import preset_config
     from ..io.atomic import check_output_path
     from ..io.fieldfile import save_field
     from ..targets import load_target
     from ..torch.train import settings_for, train_field
 
-    check_output_path(args.out, "field file")
+    with ranks.checkpoint():
+        if ranks.rank == 0:
+            check_output_path(args.out, "field file")
+        target = load_target(args.mesh, prim=args.prim)
     settings = settings_for(args.preset, args.steps)
-    target = load_target(args.mesh, prim=args.prim)
     config = preset_config(args.preset, dim=target.dim, encoding=args.encoding)
-    field, report = train_field(target, config, settings, seed=args.seed, device=args.device)
+    field, report = train_field(target, config, settings, seed=args.seed, device=args.device, group=ranks.group)
+    if ranks.rank != 0:
+        return 0
     field.metadata["training"]["source"] = args.mesh
     field.metadata["training"]["preset"] = args.preset
     save_field(field, args.out)

@@ -145,19 +145,21 @@ def field_gradient(field: QuadraticField2, x: wp.vec2) -> wp.vec2:
 
 
 @wp.func
-def field_hessian(field: SphereField, x: wp.vec3) -> wp.mat33:
-    d = x - field.center
+def _round_hessian(d: Any):
+    """Hessian of |d| - radius (sphere or circle) at the offset ``d`` from the centre: (I - u u^T) / |d|."""
     r = wp.length(d)
     u = d / r
-    return (wp.identity(n=3, dtype=float) - wp.outer(u, u)) / r
+    return (wp.identity(n=wp.static(len(d)), dtype=float) - wp.outer(u, u)) / r
+
+
+@wp.func
+def field_hessian(field: SphereField, x: wp.vec3) -> wp.mat33:
+    return _round_hessian(x - field.center)
 
 
 @wp.func
 def field_hessian(field: CircleField, x: wp.vec2) -> wp.mat22:
-    d = x - field.center
-    r = wp.length(d)
-    u = d / r
-    return (wp.identity(n=2, dtype=float) - wp.outer(u, u)) / r
+    return _round_hessian(x - field.center)
 
 
 @wp.func

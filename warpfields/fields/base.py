@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
-import warp as wp
+
+from ..errors import InputError
+from ..runtime import build_lock, get_device
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,17 @@ class Normalization:
 
     center: tuple[float, ...]
     scale: float
+
+    def __post_init__(self):
+        try:
+            scale = float(self.scale)
+            center = tuple(float(c) for c in self.center)
+        except (TypeError, ValueError):
+            raise InputError(f"normalization: center {self.center!r}, scale {self.scale!r}: expected numbers") from None
+        if not (math.isfinite(scale) and scale > 0):
+            raise InputError(f"normalization: scale must be a finite number > 0, got {self.scale!r}")
+        if not all(math.isfinite(c) for c in center):
+            raise InputError(f"normalization: center must be finite, got {self.center!r}")
 
     @staticmethod
     def identity(dim: int) -> Normalization:
@@ -52,6 +66,11 @@ class Field(ABC):
     def __post_init__(self):
         if self.normalization is None:
             self.normalization = Normalization.identity(self.dim)
+        if len(self.normalization.center) != self.dim:
+            raise InputError(
+                f"normalization: center {list(self.normalization.center)} has {len(self.normalization.center)} "
+                f"coordinates, expected {self.dim} for a {self.dim}D field"
+            )
         self._structs: dict = {}
 
     @property
@@ -59,11 +78,11 @@ class Field(ABC):
         return None
 
     def warp(self, device=None):
-        device = wp.get_device(device)
-        key = device.alias
-        if key not in self._structs:
-            self._structs[key] = self._make_struct(device)
-        return self._structs[key]
+        device = get_device(device)
+        with build_lock:
+            if device.alias not in self._structs:
+                self._structs[device.alias] = self._make_struct(device)
+            return self._structs[device.alias]
 
     def invalidate(self) -> None:
         """Forget cached device structs (after parameters were replaced)."""

@@ -14,6 +14,7 @@ through v only: d/dtable[corner, k] = ge_k * (grad_x w_corner . u).
 import warp as wp
 
 from ..parallel import bulk_module_options
+from ..runtime import build_lock
 from .hybrid_config import HybridConfig
 from .hybrid_kernels import add_exclusive, generated
 
@@ -26,9 +27,10 @@ def gradient_backward_kernel(config: HybridConfig, device) -> wp.Kernel:
     """Kernel ``(start, field, grads, xs, upstream)`` adding d/dtheta sum_i <upstream_i, grad f(x_i)> into ``grads``."""
     atomic = not wp.get_device(device).is_cpu
     key = (config.key(), atomic)
-    if key not in _KERNELS:
-        _KERNELS[key] = _make_kernel(config, wp.atomic_add if atomic else add_exclusive)
-    return _KERNELS[key]
+    with build_lock:
+        if key not in _KERNELS:
+            _KERNELS[key] = _make_kernel(config, wp.atomic_add if atomic else add_exclusive)
+        return _KERNELS[key]
 
 
 def _make_kernel(config: HybridConfig, accumulate):

@@ -18,6 +18,7 @@ import numpy as np
 import warp as wp
 
 from ..parallel import bulk_module_options
+from ..runtime import build_lock
 from . import analytic, hybrid_encoding
 from .hybrid_config import PARAMETER_NAMES, HybridConfig
 from .hybrid_encoding import PAIR_INDEX, Encoding, make_encoding
@@ -58,9 +59,10 @@ _GENERATED: dict[str, Generated] = {}
 
 def generated(config: HybridConfig) -> Generated:
     key = config.key()
-    if key not in _GENERATED:
-        _GENERATED[key] = _generate(config)
-    return _GENERATED[key]
+    with build_lock:
+        if key not in _GENERATED:
+            _GENERATED[key] = _generate(config)
+        return _GENERATED[key]
 
 
 def _source_digest() -> str:
@@ -163,10 +165,9 @@ def _generate(config: HybridConfig) -> Generated:
 
     @wp.func(name=f"hybrid_mlp_{tag}")
     def mlp(field: Struct, e: vec_in) -> float:
-        a = first_layer(field, e)
-        for layer in range(1, wp.static(NH)):
-            a = hidden_layer(field, layer, a)
-        return hidden_dot(field.w_out[0], a) + field.b_out[0]
+        # The compiler drops the unused activations: the value path's machine code is that of a value-only MLP.
+        value, acts = mlp_activations(field, e)
+        return value
 
     @wp.func(name=f"hybrid_relu_mask_{tag}")
     def relu_mask(g: vec_hidden, a: vec_hidden) -> vec_hidden:

@@ -10,6 +10,7 @@ import numpy as np
 import warp as wp
 
 from ..errors import InputError
+from ..runtime import build_lock, get_device
 from .analytic import field_gradient, field_value
 from .base import Field, Normalization
 
@@ -65,12 +66,13 @@ class MeshSDF(Field):
 
     def wp_mesh(self, device=None) -> wp.Mesh:
         """The ``wp.Mesh`` (with winding-number support) on ``device``, built once per device."""
-        device = wp.get_device(device)
-        if device.alias not in self._meshes:
-            points = wp.array(self.mesh.vertices, dtype=wp.vec3, device=device)
-            indices = wp.array(self.mesh.faces.ravel(), dtype=wp.int32, device=device)
-            self._meshes[device.alias] = wp.Mesh(points, indices, support_winding_number=True)
-        return self._meshes[device.alias]
+        device = get_device(device)
+        with build_lock:
+            if device.alias not in self._meshes:
+                points = wp.array(self.mesh.vertices, dtype=wp.vec3, device=device)
+                indices = wp.array(self.mesh.faces.ravel(), dtype=wp.int32, device=device)
+                self._meshes[device.alias] = wp.Mesh(points, indices, support_winding_number=True)
+            return self._meshes[device.alias]
 
     def _make_struct(self, device):
         s = MeshSDFField()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..fields.base import Field
 from ..fields.shapes import AnalyticField
+from ..runtime import format_bytes
 from .atomic import atomic_path
 
 FORMAT = "warpfields-field"
@@ -52,6 +54,7 @@ def save_field(field: Field, path: str | os.PathLike) -> Path:
     for name, array in arrays.items():
         if name == HEADER_KEY or array.dtype.hasobject:
             raise InputError(f"{what}: array {name!r} ({array.dtype}) cannot be stored")
+    _check_finite(arrays, f"{what}: cannot save the field;")
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, **field.header()}
     encoded = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     with atomic_path(path, "field file") as tmp:
@@ -77,9 +80,44 @@ def _open(path: Path, what: str):
         raise InputError(f"{what}: damaged or truncated archive ({error})") from error
 
 
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_declared_size(data, name: str, what: str) -> None:
+    """Refuse an entry whose header declares more data than the entry holds, before numpy allocates it."""
+    info = data.zip.getinfo(f"{name}.npy")
+    with data.zip.open(info) as entry:
+        version = np.lib.format.read_magic(entry)
+        if version not in _HEADER_READERS:
+            raise InputError(f"{what}: entry {name!r} has .npy format version {version}; expected 1.0 or 2.0")
+        shape, _, dtype = _HEADER_READERS[version](entry)
+        if dtype.hasobject:
+            raise InputError(f"{what}: entry {name!r} holds Python objects; field files hold numbers only")
+        declared = math.prod(shape) * dtype.itemsize
+        held = info.file_size - entry.tell()
+    if declared > held:
+        raise InputError(
+            f"{what}: entry {name!r} declares {shape} {dtype} ({format_bytes(declared)}) but holds "
+            f"{format_bytes(held)}; the file is damaged"
+        )
+
+
+def _check_finite(arrays: dict[str, np.ndarray], what: str) -> None:
+    for name, array in arrays.items():
+        if array.dtype.kind in "fc":
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise InputError(
+                    f"{what} array {name!r} holds {bad} non-finite values (NaN or infinity) among {array.size}"
+                )
+
+
 def _read(data, name: str, what: str) -> np.ndarray:
     try:
+        _check_declared_size(data, name, what)
         return data[name]
+    except InputError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
         raise InputError(f"{what}: entry {name!r} is damaged or truncated ({error})") from error
 
@@ -126,6 +164,7 @@ def load_field(source: str | os.PathLike) -> Field:
         return AnalyticField(str(source))
     what = f"field file {str(source)!r}"
     header, arrays = read_arrays(source)
+    _check_finite(arrays, f"{what}: damaged parameters:")
     cls = _kind_class(header["kind"], what)
     try:
         return cls.from_parts(header, arrays)

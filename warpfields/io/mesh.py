@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, InputWarning
 from ..fields.base import Normalization
 
 TRIMESH_EXTENSIONS = {".obj", ".ply", ".stl", ".off"}
@@ -26,6 +27,16 @@ class Mesh:
 
     def normalized(self, normalization: Normalization) -> Mesh:
         return Mesh(normalization.to_field(self.vertices), self.faces.copy(), self.name)
+
+    def open_edges(self) -> int:
+        """Edges (a, b) of a face with no face holding (b, a), coincident vertices merged: 0 when the surface is
+        closed and consistently oriented, and has an inside."""
+        _, merged = np.unique(self.vertices, axis=0, return_inverse=True)
+        faces = merged.reshape(-1)[self.faces]
+        start, end = faces.ravel(), np.roll(faces, -1, axis=1).ravel()
+        kept = start != end
+        start, end, n = start[kept], end[kept], len(self.vertices)
+        return int(np.count_nonzero(~np.isin(start * n + end, end * n + start)))
 
 
 def bunny_path() -> Path:
@@ -54,16 +65,44 @@ def load_mesh(source: str | os.PathLike, prim: str | None = None) -> Mesh:
     else:
         known = ", ".join(sorted(TRIMESH_EXTENSIONS | USD_EXTENSIONS))
         raise InputError(f"{what}: unknown extension {suffix!r}; expected one of {known}")
-    return _checked(vertices, faces, what, path.stem)
+    mesh = _checked(vertices, faces, what, path.stem)
+    open_edges = mesh.open_edges()
+    if open_edges:
+        warnings.warn(
+            f"{what} is not closed ({open_edges} edges without an opposite twin): its inside and outside are "
+            "ill-defined; signed distances take their sign from the generalised winding number (inside above 0.5)",
+            InputWarning,
+            stacklevel=2,
+        )
+    return mesh
+
+
+def _sniff(path: Path, suffix: str, what: str) -> None:
+    """Refuse what cannot be a mesh of its extension before a reader guesses at it (trimesh tries character set
+    detection on binary junk, which needs modules that may be missing)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if suffix == ".ply" and not head.startswith(b"ply"):
+        raise InputError(f"{what}: not a mesh (a PLY file starts with 'ply')")
+    if suffix in (".obj", ".off") and b"\0" in head:
+        raise InputError(f"{what}: not a mesh (an {suffix[1:].upper()} file is text; this one holds binary data)")
+    if suffix == ".stl":
+        binary = size >= 84 and size == 84 + 50 * int.from_bytes(head[80:84], "little")
+        if not binary and not (head.lstrip().startswith(b"solid") and b"\0" not in head):
+            raise InputError(
+                f"{what}: not a mesh (neither a binary STL of 84 + 50 bytes per triangle nor an ASCII one)"
+            )
 
 
 def _read_trimesh(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
+    _sniff(path, path.suffix.lower(), what)
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
     except Exception as error:  # trimesh raises many types for malformed files
-        raise InputError(f"{what}: could not be read ({type(error).__name__}: {error})") from error
+        raise InputError(f"{what}: not a mesh that could be read ({type(error).__name__}: {error})") from error
     vertices = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
     faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
     return vertices, faces

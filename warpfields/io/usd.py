@@ -1,8 +1,9 @@
 """USD stages of simulation runs: particles, collider meshes and evolving surfaces, time-sampled.
 
 The stage is written to a temporary file next to the target and renamed over it on
-``close()``. ``close()`` always saves what was written so far, so a run that fails
-mid-way still leaves a valid stage whose ``endTimeCode`` is the last frame written.
+``close()``. A run that fails mid-way (a blow-up) still saves what was written so far: a
+valid stage whose ``endTimeCode`` is the last frame written. An interrupted run (Ctrl-C,
+SIGTERM) saves nothing and leaves the target as it was.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from pxr import Gf, Sdf, Usd, UsdGeom, Vt
 
 from ..errors import InputError
-from .atomic import atomic_path
+from .atomic import PendingFile
 
 STAGE_EXTENSIONS = (".usd", ".usda", ".usdc")
 ROOT = "/World"
@@ -87,9 +88,12 @@ class StageRecorder:
         if not (math.isfinite(meters_per_unit) and meters_per_unit > 0):
             raise InputError(f"USD stage: meters_per_unit must be finite and > 0, got {meters_per_unit!r}")
         self.path = path
-        self._atomic = atomic_path(path, "USD stage")
-        temp = self._atomic.__enter__()
-        self.stage = Usd.Stage.CreateNew(str(temp))
+        self._pending = PendingFile(path, "USD stage")
+        try:
+            self.stage = Usd.Stage.CreateNew(str(self._pending.temporary))
+        except BaseException:
+            self._pending.discard()
+            raise
         self.stage.SetTimeCodesPerSecond(float(fps))
         self.stage.SetFramesPerSecond(float(fps))
         self.stage.SetStartTimeCode(0.0)
@@ -182,16 +186,29 @@ class StageRecorder:
         """Save what was written and move the stage to its path (also after a failed run)."""
         if not self.closed:
             self.closed = True
-            self.stage.GetRootLayer().Save()
-            self.stage = None
-            self._atomic.__exit__(None, None, None)
+            try:
+                self.stage.GetRootLayer().Save()
+                self.stage = None
+                self._pending.commit()
+            finally:
+                self._pending.discard()
         return self.path
+
+    def discard(self) -> None:
+        """Drop the stage: nothing is written and the path keeps what it had."""
+        if not self.closed:
+            self.closed = True
+            self.stage = None
+            self._pending.discard()
 
     def __enter__(self) -> StageRecorder:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.discard()
+        else:
+            self.close()
 
 
 def validation_errors(path: str | os.PathLike) -> list[str]:

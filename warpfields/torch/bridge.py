@@ -5,7 +5,8 @@ The value and its parameter/input gradients are Warp kernels with hand-written a
 accumulates parameter gradients into one buffer per CPU shard and sums them, because
 atomics are not atomic across concurrent CPU launches. Every kernel visits the batch in
 one Z curve (``parallel.locality_order``, the same order whatever the thread count), on
-copies of its per-point inputs and outputs in that order.
+copies of its per-point inputs and outputs in that order. On a GPU the kernels run on the
+stream torch is using, in order with the torch work around them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..fields.analytic import field_gradient, field_prefetch
 from ..fields.hybrid import PARAMETER_NAMES, HybridField, generated, make_struct
 from ..fields.hybrid_gradient import gradient_backward_kernel
 from ..fields.hybrid_kernels import refresh_transposes
+from ..runtime import torch_stream
 
 
 def torch_device(device) -> torch.device:
@@ -104,10 +106,11 @@ class _HybridValue(torch.autograd.Function):
         gen = generated(module.config)
         device = module.warp_device
         n = x.shape[0]
-        order, ordered_x = _batch_order(x, module.config.dim)
-        ordered_out = wp.empty(n, dtype=float, device=device)
-        parallel.launch(gen.value_kernel, n, [module.warp_struct(), ordered_x, ordered_out], device)
-        out = _from_order(ordered_out, order, torch.empty(n, dtype=torch.float32, device=x.device))
+        with torch_stream(device):
+            order, ordered_x = _batch_order(x, module.config.dim)
+            ordered_out = wp.empty(n, dtype=float, device=device)
+            parallel.launch(gen.value_kernel, n, [module.warp_struct(), ordered_x, ordered_out], device)
+            out = _from_order(ordered_out, order, torch.empty(n, dtype=torch.float32, device=x.device))
         ctx.module = module
         ctx.save_for_backward(x)
         return out
@@ -125,21 +128,24 @@ class _HybridGradient(torch.autograd.Function):
     def forward(ctx, x, module, *params):
         device = module.warp_device
         vec = _vec(module.config.dim)
-        order, ordered_x = _batch_order(x, module.config.dim)
-        ordered_gradients = wp.empty(x.shape[0], dtype=vec, device=device)
-        parallel.launch(_gradient_kernel, x.shape[0], [module.warp_struct(), ordered_x, ordered_gradients], device)
+        with torch_stream(device):
+            order, ordered_x = _batch_order(x, module.config.dim)
+            ordered_gradients = wp.empty(x.shape[0], dtype=vec, device=device)
+            parallel.launch(_gradient_kernel, x.shape[0], [module.warp_struct(), ordered_x, ordered_gradients], device)
+            gradients = _from_order(ordered_gradients, order, torch.empty_like(x), vec)
         ctx.module = module
         ctx.save_for_backward(x)
-        return _from_order(ordered_gradients, order, torch.empty_like(x), vec)
+        return gradients
 
     @staticmethod
     def backward(ctx, grad_gradients):
         (x,) = ctx.saved_tensors
         module = ctx.module
-        order, ordered_x = _batch_order(x, module.config.dim)
-        upstream = _in_order(grad_gradients, order, _vec(module.config.dim))
-        kernel = gradient_backward_kernel(module.config, module.warp_device)
-        grads = _sharded_parameter_gradients(module, x.shape[0], kernel, [ordered_x, upstream])
+        with torch_stream(module.warp_device):
+            order, ordered_x = _batch_order(x, module.config.dim)
+            upstream = _in_order(grad_gradients, order, _vec(module.config.dim))
+            kernel = gradient_backward_kernel(module.config, module.warp_device)
+            grads = _sharded_parameter_gradients(module, x.shape[0], kernel, [ordered_x, upstream])
         return (None, None, *(grads[name] for name in PARAMETER_NAMES))
 
 
@@ -152,8 +158,9 @@ def _gradient_kernel(start: int, field: Any, xs: wp.array(dtype=Any), gradients:
 
 
 def _sharded_parameter_gradients(module: HybridModule, n: int, kernel: wp.Kernel, args: list) -> dict:
-    """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers."""
-    shards = parallel.shard_count(n, module.warp_device)
+    """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers
+    (callers hold ``torch_stream``)."""
+    shards = parallel.reduction_shard_count(n, module.warp_device)
     shard_grads = [{k: torch.zeros_like(v) for k, v in module.parameter_dict().items()} for _ in range(shards)]
     shard_structs = [make_struct(module.config, g, transposes=False) for g in shard_grads]
     field_struct = module.warp_struct()
@@ -165,14 +172,15 @@ def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor
     """Parameter gradients and input gradient (None unless ``input_gradient``) of ``sum(grad_out * f(x))``."""
     vec = _vec(module.config.dim)
     n = x.shape[0] if input_gradient else 0
-    order, ordered_x = _batch_order(x, module.config.dim)
-    ordered_x_grad = wp.empty(n, dtype=vec, device=module.warp_device)
-    args = [ordered_x, _in_order(grad_out.to(torch.float32), order), ordered_x_grad]
-    kernel = generated(module.config).backward_kernel(module.warp_device, input_gradient)
-    grads = _sharded_parameter_gradients(module, x.shape[0], kernel, args)
-    if not input_gradient:
-        return grads, None
-    return grads, _from_order(ordered_x_grad, order, torch.empty_like(x), vec)
+    with torch_stream(module.warp_device):
+        order, ordered_x = _batch_order(x, module.config.dim)
+        ordered_x_grad = wp.empty(n, dtype=vec, device=module.warp_device)
+        args = [ordered_x, _in_order(grad_out.to(torch.float32), order), ordered_x_grad]
+        kernel = generated(module.config).backward_kernel(module.warp_device, input_gradient)
+        grads = _sharded_parameter_gradients(module, x.shape[0], kernel, args)
+        if not input_gradient:
+            return grads, None
+        return grads, _from_order(ordered_x_grad, order, torch.empty_like(x), vec)
 
 
 def reduce_shards(shard_grads: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -18,12 +18,13 @@ import torch
 import warp as wp
 from tqdm.auto import tqdm
 
-from .. import geometry, ops
+from .. import geometry
+from ..distributed import BatchSampler, Ranks
 from ..errors import InputError
 from ..fields.base import Field
 from ..fields.hybrid import HybridField
+from ..ops.host import OperatorSpec
 from .bridge import HybridModule, torch_device
-from .train import TrainSettings, training_points
 
 TARGETS = ("polyfit", "fd", "mesh")
 
@@ -68,23 +69,58 @@ def finetune_settings_for(preset: str, **overrides) -> FinetuneSettings:
     return replace(FINETUNE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
-def target_normals(field: Field, points: np.ndarray, settings: FinetuneSettings, mesh: Field | None, seed: int, device):
+def target_normals(
+    field: Field, points: np.ndarray, settings: FinetuneSettings, mesh: Field | None, seed: int, device, group=None
+):
+    """The target normals at ``points`` (computed in shares over the ranks of ``group``, and gathered on all)."""
     if settings.target == "mesh":
         if mesh is None:
             raise InputError("fine-tune target 'mesh' needs a mesh (--mesh)")
-        return ops.normal(mesh, points, method="ad", device=device)
-    if settings.target == "fd":
-        return ops.normal(field, points, method="fd", h=settings.h, device=device)
-    return ops.normal(
-        field,
-        points,
-        method="polyfit",
-        k=settings.k,
-        sigma=settings.sigma,
-        stencil=settings.stencil,
-        seed=seed,
-        device=device,
-    )
+        source, spec = mesh, OperatorSpec.for_field(mesh, method="ad")
+    elif settings.target == "fd":
+        source, spec = field, OperatorSpec.for_field(field, method="fd", h=settings.h)
+    else:
+        source = field
+        spec = OperatorSpec.for_field(
+            field, method="polyfit", k=settings.k, sigma=settings.sigma, stencil=settings.stencil, seed=seed
+        )
+    return Ranks(group).query(source, points, "normal", spec, device, all_ranks=True)
+
+
+def tune_module(
+    module: HybridModule,
+    pool_x,
+    pool_f0,
+    pool_n,
+    settings: FinetuneSettings,
+    seed: int,
+    progress=True,
+    group=None,
+    sampler=None,
+):
+    """Adam on the fine-tuning loss over random batches of the pool (points, original values, target normals);
+    returns the last value and normal losses. With a process ``group`` every rank computes its share of each
+    batch (``sampler``, default ``BatchSampler``) and the ranks take the same step (see ``fit_module``)."""
+    ranks = Ranks(group)
+    if sampler is None:
+        sampler = BatchSampler(pool_x.shape[0], settings.batch_size, seed, ranks.rank, ranks.size)
+    optimizer = torch.optim.Adam(module.parameters(), lr=settings.learning_rate, betas=(0.9, 0.99), eps=1e-15)
+    bar = tqdm(range(settings.steps), desc="finetune", disable=not progress, unit="step", mininterval=0.5)
+    for _ in bar:
+        with ranks.checkpoint():
+            batch = sampler().to(pool_x.device)
+            x = pool_x[batch]
+            share = len(batch) / settings.batch_size
+            value_loss = ((module(x) - pool_f0[batch]) ** 2).mean() * share
+            normals = torch.nn.functional.normalize(module.gradient(x), dim=1)
+            normal_loss = ((normals - pool_n[batch]) ** 2).sum(1).mean() * share
+            loss = value_loss + settings.weight * normal_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        value_loss, normal_loss = ranks.sum_gradients(module.parameters(), value_loss, normal_loss)
+        optimizer.step()
+        bar.set_postfix(value=f"{value_loss.item():.1e}", normal=f"{normal_loss.item():.1e}", refresh=False)
+    return value_loss, normal_loss
 
 
 def file_digest(path) -> str:
@@ -104,20 +140,24 @@ def finetune_field(
     progress: bool = True,
     provenance: dict | None = None,
     level_set_resolution: int | None = 256,
+    group=None,
 ) -> tuple[HybridField, dict]:
     """Fine-tune ``field`` so that its exact gradient matches the target normals.
 
     Returns the tuned field and a report (seconds, final losses and, for 3D fields unless
     ``level_set_resolution`` is None, ``level_set_motion``: the two-sided mean distance
-    between the original and tuned zero level sets, also recorded in the tuned file)."""
+    between the original and tuned zero level sets, also recorded in the tuned file). With a
+    process ``group`` every rank calls this and the ranks share the targets and each batch
+    (``tune_module``); rank 0 alone shows progress and measures the level-set motion."""
     if not isinstance(field, HybridField):
         raise InputError(f"fine-tuning needs a trainable hybrid field, got a {field.kind} field")
+    ranks = Ranks(group)
+    progress = progress and ranks.rank == 0
     device = wp.get_device(device)
     tdev = torch_device(device)
     started = time.perf_counter()
-    pool_settings = TrainSettings(steps=1, batch_size=settings.batch_size, pool_size=settings.pool_size)
-    points, original_values = training_points(field, settings.pool_size, pool_settings, seed, device)
-    normals = target_normals(field, points, settings, mesh, seed, device)
+    points, original_values = geometry.sample_training_points(field, settings.pool_size, seed, device=device)
+    normals = target_normals(field, points, settings, mesh, seed, device, group)
     keep = np.isfinite(normals).all(axis=1)
     pool_x = torch.from_numpy(points[keep]).to(tdev)
     pool_f0 = torch.from_numpy(original_values[keep]).to(tdev)
@@ -125,19 +165,7 @@ def finetune_field(
     target_seconds = time.perf_counter() - started
 
     module = HybridModule(field, device=device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=settings.learning_rate, betas=(0.9, 0.99), eps=1e-15)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    bar = tqdm(range(settings.steps), desc="finetune", disable=not progress, unit="step", mininterval=0.5)
-    for _ in bar:
-        batch = torch.randint(0, pool_x.shape[0], (settings.batch_size,), generator=generator).to(tdev)
-        x = pool_x[batch]
-        value_loss = ((module(x) - pool_f0[batch]) ** 2).mean()
-        normal_loss = ((torch.nn.functional.normalize(module.gradient(x), dim=1) - pool_n[batch]) ** 2).sum(1).mean()
-        loss = value_loss + settings.weight * normal_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        bar.set_postfix(value=f"{value_loss.item():.1e}", normal=f"{normal_loss.item():.1e}", refresh=False)
+    value_loss, normal_loss = tune_module(module, pool_x, pool_f0, pool_n, settings, seed, progress, group)
     seconds = time.perf_counter() - started
     record = {
         "settings": asdict(settings),
@@ -150,10 +178,17 @@ def finetune_field(
     }
     tuned = module.to_field({"finetune": record})
     report = {"seconds": seconds, "value_loss": record["final_value_loss"], "normal_loss": record["final_normal_loss"]}
-    if level_set_resolution and field.dim == 3:
+    if level_set_resolution and field.dim == 3 and ranks.rank == 0:
         motion = geometry.level_set_motion(field, tuned, level_set_resolution, seed, device)
         tuned.metadata["finetune"]["level_set_motion"] = report["level_set_motion"] = motion
     return tuned, report
 
 
-__all__ = ["FINETUNE_PRESETS", "FinetuneSettings", "file_digest", "finetune_field", "finetune_settings_for"]
+__all__ = [
+    "FINETUNE_PRESETS",
+    "FinetuneSettings",
+    "file_digest",
+    "finetune_field",
+    "finetune_settings_for",
+    "tune_module",
+]

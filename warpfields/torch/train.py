@@ -12,6 +12,7 @@ import warp as wp
 from tqdm.auto import tqdm
 
 from .. import geometry
+from ..distributed import BatchSampler, Ranks
 from ..errors import InputError
 from ..fields.base import Field
 from ..fields.hybrid import HybridConfig, HybridField
@@ -46,21 +47,6 @@ TRAIN_PRESETS = {
 }
 
 
-def training_points(target: Field, n: int, settings: TrainSettings, seed: int, device=None):
-    """Points like the paper's: on the surface, near it (two noise scales), and uniform in the domain."""
-    rng = np.random.default_rng(seed)
-    n_surface = int(n * settings.surface_share)
-    n_near = int(n * settings.near_share)
-    n_uniform = n - n_surface - n_near
-    surface = geometry.surface_points(target, n_surface + n_near, seed, device)
-    scales = np.where(np.arange(n_near) % 2 == 0, *settings.noise_scales)[:, None]
-    near = surface[n_surface:] + rng.normal(size=(n_near, target.dim)) * scales
-    uniform = rng.uniform(-1.0, 1.0, size=(n_uniform, target.dim))
-    points = np.clip(np.concatenate([surface[:n_surface], near, uniform]), -1.0, 1.0).astype(np.float32)
-    values = geometry.evaluate_values(target, points, device).astype(np.float32)
-    return points, values
-
-
 def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 100_000) -> dict:
     """Mean |f - sdf| on points within 0.005 of the surface, and (3D) the two-sided distance of the level sets
     (infinite when the field has no zero level set yet)."""
@@ -82,8 +68,24 @@ def fit_quality(field: Field, target: Field, seed: int, device=None, n: int = 10
     return report
 
 
-def fit_module(module: HybridModule, pool_x, pool_y, settings: TrainSettings, seed: int, progress: bool = True):
-    """Adam on the L1 loss over random batches of the pool, with the preset's learning rates; returns the last loss."""
+def fit_module(
+    module: HybridModule,
+    pool_x,
+    pool_y,
+    settings: TrainSettings,
+    seed: int,
+    progress: bool = True,
+    group=None,
+    sampler=None,
+):
+    """Adam on the L1 loss over random batches of the pool, with the preset's learning rates; returns the last loss.
+
+    With a process ``group`` every rank holds the same pool and module and computes its share of each batch
+    (``sampler``, default ``BatchSampler``); the gradient sums are all-reduced and every rank takes the same
+    step, as one process would on the union of the shares."""
+    ranks = Ranks(group)
+    if sampler is None:
+        sampler = BatchSampler(pool_x.shape[0], settings.batch_size, seed, ranks.rank, ranks.size)
     tdev = pool_x.device
     decoder = [p for name, p in module.named_parameters() if name != "table"]
     groups = [
@@ -93,13 +95,15 @@ def fit_module(module: HybridModule, pool_x, pool_y, settings: TrainSettings, se
     optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
     decay = math.log(settings.final_learning_rate / settings.learning_rate) / max(settings.steps - 1, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: math.exp(decay * step))
-    generator = torch.Generator(device="cpu").manual_seed(seed)
     bar = tqdm(range(settings.steps), desc="train", disable=not progress, unit="step", mininterval=0.5)
     for _ in bar:
-        batch = torch.randint(0, pool_x.shape[0], (settings.batch_size,), generator=generator).to(tdev)
-        loss = (module(pool_x[batch]) - pool_y[batch]).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with ranks.checkpoint():
+            batch = sampler().to(tdev)
+            # This share's part of the mean over the whole batch (exactly the mean for one process).
+            loss = (module(pool_x[batch]) - pool_y[batch]).abs().mean() * (len(batch) / settings.batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        (loss,) = ranks.sum_gradients(module.parameters(), loss)
         optimizer.step()
         scheduler.step()
         bar.set_postfix(loss=f"{loss.item():.2e}", refresh=False)
@@ -113,21 +117,29 @@ def train_field(
     seed: int = 0,
     device=None,
     progress: bool = True,
+    group=None,
 ) -> tuple[HybridField, dict]:
-    """Fit a hybrid field of ``config`` to the signed distance ``target`` with Adam on an L1 loss."""
+    """Fit a hybrid field of ``config`` to the signed distance ``target`` with Adam on an L1 loss.
+
+    With a process ``group`` (e.g. ``torch.distributed.group.WORLD``) every rank calls this and the ranks
+    train data-parallel (``fit_module``); rank 0 alone shows progress and measures the fit quality (the other
+    ranks' reports hold only the seconds)."""
     if target.dim != config.dim:
         raise InputError(f"training target is {target.dim}D but the field config is {config.dim}D")
+    ranks = Ranks(group)
     device = wp.get_device(device)
     tdev = torch_device(device)
     torch.manual_seed(seed)
     started = time.perf_counter()
-    points, values = training_points(target, settings.pool_size, settings, seed, device)
+    points, values = geometry.sample_training_points(
+        target, settings.pool_size, seed, settings.surface_share, settings.near_share, settings.noise_scales, device
+    )
     pool_x = torch.from_numpy(points).to(tdev)
     pool_y = torch.from_numpy(values).to(tdev)
     sampling_seconds = time.perf_counter() - started
 
     module = HybridModule(HybridField(config, seed=seed, normalization=target.normalization), device=device)
-    loss = fit_module(module, pool_x, pool_y, settings, seed, progress)
+    loss = fit_module(module, pool_x, pool_y, settings, seed, progress and ranks.rank == 0, group)
     train_seconds = time.perf_counter() - started
     metadata = {
         "training": {
@@ -140,6 +152,8 @@ def train_field(
         }
     }
     field = module.to_field(metadata)
+    if ranks.rank != 0:
+        return field, {"seconds": train_seconds}
     quality = fit_quality(field, target, seed, device)
     field.metadata["training"]["quality"] = quality
     return field, {**quality, "seconds": train_seconds}
