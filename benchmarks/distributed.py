@@ -102,8 +102,8 @@ def run_configuration(ranks: int, threads: int, args) -> dict:
             launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)]
         command = [*launcher, __file__, "--worker", str(out), "--steps", str(args.steps), "--points", str(args.points)]
         env = {**os.environ, "WARPFIELDS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-        # A session of its own, as torchrun gives each rank: on a shared machine the scheduler gives each session
-        # a share, so the ranks get one each (the CPU-time figures do not depend on it).
+        # A process group of its own (setsid), as torchrun gives each rank: on a shared machine the scheduler shares
+        # the cores between such groups, so the ranks get one share each (the CPU-time figures do not depend on it).
         subprocess.run(command, env=env, check=True, capture_output=True, text=True, start_new_session=True)
         return json.loads(out.read_text())
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from warpfields.errors import InputError
 from warpfields.fields import Field
-from warpfields.geometry import extract_level_set, grid_values
+from warpfields.geometry import extract_level_set
 
 
 class SimulationError(InputError):
@@ -122,17 +122,6 @@ def surface_mesh(field: Field, resolution: int = 96, device=None) -> tuple[np.nd
     return field.normalization.from_field(vertices), faces
 
 
-def object_bounds(field: Field, resolution: int = 48, device=None) -> tuple[np.ndarray, np.ndarray]:
-    """World-space bounding box of the region of the domain [-1, 1]^dim where the field is negative."""
-    inside = np.argwhere(grid_values(field, resolution, device) < 0.0)
-    if len(inside) == 0:
-        raise InputError(f"field: it is nowhere negative in its domain [-1, 1]^{field.dim} (no object)")
-    cell = 2.0 / (resolution - 1)
-    lo = field.normalization.from_field(inside.min(axis=0) * cell - 1.0 - cell)
-    hi = field.normalization.from_field(inside.max(axis=0) * cell - 1.0 + cell)
-    return lo, hi
-
-
 # --- summary table -------------------------------------------------------------------
 
 
@@ -161,7 +150,6 @@ __all__ = [
     "check_count",
     "check_dt",
     "format_table",
-    "object_bounds",
     "print_summary",
     "surface_mesh",
 ]

@@ -17,11 +17,12 @@ import warp as wp
 
 from warpfields.errors import InputError
 from warpfields.fields import Field, field_value
+from warpfields.geometry import object_bounds
 from warpfields.ops import METHOD_AD, Operator, op_normal
 from warpfields.parallel import launch
 from warpfields.runtime import check_memory
 
-from .base import Simulation, check_count, object_bounds
+from .base import Simulation, check_count
 
 wp.set_module_options({"enable_backward": False})
 

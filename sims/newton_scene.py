@@ -24,11 +24,12 @@ from tqdm import tqdm
 from warpfields.errors import InputError
 from warpfields.fields import Field
 from warpfields.fields.mesh_sdf import MeshSDF
+from warpfields.geometry import object_bounds
 from warpfields.io.mesh import Mesh, normalization_for
 from warpfields.newton import DEFAULT_MARGIN, FieldCollider
 from warpfields.ops import OperatorSpec, value
 
-from .base import Simulation, check_count, object_bounds
+from .base import Simulation, check_count
 
 # SolverVBD takes the field's contacts too (see warpfields.newton), but these scenes' materials are tuned for
 # the two below: with VBD the sheet sinks into the mesh reference as deep as into the field.

@@ -47,7 +47,7 @@ QUERY = ["query", "sphere", "--points", "{tmp}/p.npy", "--quantity", "normal", "
     ],
 )
 def test_query_refuses_arguments_outside_their_range(tmp_path, capsys, points_file, extra, message):
-    """These used to return all-zero normals with exit status 0 (32-bit wrap, underflow; k 0 became 32)."""
+    """Values that would wrap a 32-bit count or underflow (all-zero normals, exit 0) are refused; k 0 is no default."""
     status, err = run_cli([*QUERY, *extra], capsys, tmp_path)
     assert status == 2 and len(err) == 1 and message in err[0]
     assert not (tmp_path / "o.npy").exists()
@@ -96,7 +96,7 @@ def test_query_outside_the_domain_says_how_many(tmp_path, capsys):
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), [1e6 - 0.5, 1e30, 0.0], rtol=1e-6)
 
 
-# --- what used to end in a traceback -------------------------------------------------------------------------
+# --- bad input that would end in a traceback --------------------------------------------------------------------------
 
 
 def unwritable_folder() -> str:
@@ -109,6 +109,8 @@ def unwritable_folder() -> str:
     "argv, environment, message",
     [
         (["--device", "tpu", "info", "sphere"], {}, "device 'tpu': unknown or unavailable; this machine has cpu"),
+        (["info", "sphere", "--device", "tpu"], {}, "device 'tpu': unknown or unavailable; this machine has cpu"),
+        (["sim", "cloth", "--field", "sphere", "--out", "{tmp}/c.usd", "--device", "tpu"], {}, "device 'tpu'"),
         (["train", "sphere", "--seed", "-1", "--out", "{tmp}/x.wfield"], {}, "--seed -1: expected an integer in"),
         (["finetune", "sphere", "--out", "{tmp}/x.wfield"], {}, "needs a hybrid field file; this is a field of kind"),
         (QUERY, {"WARPFIELDS_THREADS": "abc"}, "WARPFIELDS_THREADS='abc': expected a whole number"),
@@ -218,8 +220,7 @@ def wait_for(condition, process, timeout=300.0):
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_sim_leaves_the_old_stage(tmp_path, signum, status):
-    """Ctrl-C used to replace the old stage with the partial run (and print a traceback); SIGTERM left the
-    temporary stage behind."""
+    """Ctrl-C and SIGTERM keep the old stage (not the partial run) and leave no temporary stage behind."""
     old = tmp_path / "run.usda"
     old.write_text("#usda 1.0\n")
     argv = ["sim", "collision", "--field", "sphere", "--particles", "64", "--mesh-resolution", "16"]

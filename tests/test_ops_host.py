@@ -291,7 +291,7 @@ def test_scale_ranges_follow_the_finest_cell():
 
 @pytest.mark.parametrize("k", [2**31, 2**32, 0, MAX_K + 16])
 def test_k_outside_its_range_is_refused(k):
-    """2^31 used to wrap to a negative count in the Warp functions and return all-zero normals."""
+    """2^31 would wrap to a negative count in the Warp functions and return all-zero normals."""
     with pytest.raises(InputError, match=f"k={k} is out of range: expected 1 <= k <= {MAX_K}"):
         ops.normal(wf.sphere(), sphere_points(4), k=k)
 
@@ -380,8 +380,8 @@ print(json.dumps({"threads": results, "after": ops.normal(field, points, method=
 
 
 def test_first_calls_from_threads_at_once_in_fresh_processes():
-    """Threads making their first query at once used to get a false 'no field_value overload' (the struct type
-    generated twice, the overloads registered for the other copy) and broke the process for later calls."""
+    """Threads making their first query at once must not generate the struct type twice (the overloads would be
+    registered for the other copy: a false 'no field_value overload', and later calls broken too)."""
     field = HybridField(SMALL, seed=1)
     points = np.random.default_rng(0).uniform(-0.9, 0.9, (64, 3)).astype(np.float32)
     sequential = ops.normal(field, points, method="ad").tolist()

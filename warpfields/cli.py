@@ -22,6 +22,7 @@ from . import commands
 from .errors import InputError, JobError, Terminated
 
 SEED_RANGE = (0, 2**31 - 1)
+DEVICE_HELP = "Warp device, e.g. cpu or cuda:0 (default: Warp's default)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,13 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="warpfields",
         description="Accurate spatial derivatives of hybrid neural fields, in Warp.",
     )
-    parser.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0 (default: Warp's default)")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    _accept_device_everywhere(sub)
     return parser
+
+
+def _accept_device_everywhere(subparsers: argparse._SubParsersAction) -> None:
+    """``--device`` is accepted after any subcommand too; SUPPRESS keeps a value given before it."""
+    for command in subparsers.choices.values():
+        command.add_argument("--device", default=argparse.SUPPRESS, help=DEVICE_HELP)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_device_everywhere(action)
 
 
 def _file_state(path) -> tuple | None:

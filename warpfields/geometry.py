@@ -272,6 +272,17 @@ def extract_level_set(field: Field, resolution: int, device=None, level: float =
     return np.concatenate(lines) * step - 1.0, segments.astype(np.int32)
 
 
+def object_bounds(field: Field, resolution: int = 48, device=None) -> tuple[np.ndarray, np.ndarray]:
+    """World-space bounding box of the region of the domain [-1, 1]^dim where the field is negative."""
+    inside = np.argwhere(grid_values(field, resolution, device) < 0.0)
+    if len(inside) == 0:
+        raise InputError(f"field: it is nowhere negative in its domain [-1, 1]^{field.dim} (no object)")
+    cell = 2.0 / (resolution - 1)
+    lo = field.normalization.from_field(inside.min(axis=0) * cell - 1.0 - cell)
+    hi = field.normalization.from_field(inside.max(axis=0) * cell - 1.0 + cell)
+    return lo, hi
+
+
 def _distances_to_mesh(points: np.ndarray, vertices, faces, device) -> np.ndarray:
     device = wp.get_device(device)
     vertices = np.asarray(vertices, dtype=np.float32)
@@ -312,6 +323,7 @@ __all__ = [
     "interpolate",
     "level_set_motion",
     "mean_curvature_vertices",
+    "object_bounds",
     "reference_normals",
     "sample_surface",
     "sample_training_points",

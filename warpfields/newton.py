@@ -56,6 +56,7 @@ import warp as wp
 from .errors import InputError
 from .fields.analytic import field_value
 from .fields.base import Field
+from .geometry import object_bounds
 from .ops import funcs
 from .ops.host import OperatorSpec, check_protocol
 
@@ -274,8 +275,6 @@ class FieldCollider:
     def bind(self, model: newton.Model) -> FieldCollider:
         """Attach to the finalized ``model`` that holds the stand-in shape: builds the field on the
         model's device and the box outside which no particle can touch the object."""
-        from warpfields.sims.base import object_bounds
-
         if self.shape is None:
             raise InputError("FieldCollider.bind: call add_to(builder) before builder.finalize()")
         if not isinstance(model, newton.Model):
