@@ -3,6 +3,7 @@ what the fused operator computes, and the memory probe measures the call it wrap
 
 import json
 import mmap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,19 +14,75 @@ from warpfields.cli import main
 from warpfields.fields.hybrid import HybridField, preset_config
 from warpfields.torch.train import TRAIN_PRESETS
 
+# A stand-in for the external reference kernel with its interface: a field struct, kernels
+# (field, points, offset, outputs...) for the value and the value with its gradient.
+STAND_IN_REFERENCE = """
+import warp as wp
+
+
+class Cfg:
+    def __init__(self, args):
+        self.sizes = (args.levels, args.feat, args.log2t, args.base_res, args.max_res, args.hidden)
+
+
+def make_params(cfg):
+    return {"slope": float(sum(cfg.sizes))}
+
+
+def build_warp(wp, cfg, flags=None):
+    @wp.struct
+    class Field:
+        slope: float
+
+    @wp.kernel(module="unique")
+    def value(f: Field, xs: wp.array(dtype=wp.vec3), offset: int, out: wp.array(dtype=float)):
+        i = wp.tid() + offset
+        out[i] = f.slope * xs[i][0]
+
+    @wp.kernel(module="unique")
+    def value_grad(
+        f: Field, xs: wp.array(dtype=wp.vec3), offset: int, out: wp.array(dtype=float), grad: wp.array(dtype=wp.vec3)
+    ):
+        i = wp.tid() + offset
+        out[i] = f.slope * xs[i][0]
+        grad[i] = wp.vec3(f.slope, 0.0, 0.0)
+
+    return {"Field": Field, "value": value, "value_grad": value_grad}
+
+
+def warp_field(wp, ks, cfg, p):
+    f = ks["Field"]()
+    f.slope = p["slope"]
+    return f
+"""
+
 
 def test_each_rate_is_the_work_of_one_timed_call(tmp_path, capsys, monkeypatch):
-    """With every timed call taking one second, each rate is the number of items that call handled."""
+    """With every timed call taking one second (the reference kernel's two), each rate is the number of items
+    that call handled over that time."""
     monkeypatch.setattr(bench, "best_seconds", lambda fn, repeats=3: (fn(), 1.0)[1])
     points, queries = 8192, 1000
     out = tmp_path / "bench.json"
+    reference = tmp_path / "reference_kernel.py"
+    reference.write_text(STAND_IN_REFERENCE)
+    # The reference kernel's calls take twice as long as the project's.
+    monkeypatch.setattr(
+        bench,
+        "_alternating_best_seconds",
+        lambda runs, repeats=3: {name: (fn(), 2.0 if "reference" in name else 1.0)[1] for name, fn in runs.items()},
+    )
     args = ["bench", "--preset", "tiny", "--points", str(points), "--paper-queries", str(queries), "--json", str(out)]
-    assert main(args) == 0
+    assert main([*args, "--reference", str(reference)]) == 0
     figures = json.loads(out.read_text())
-    assert "fused_vs_paper_speedup" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "fused_vs_paper_speedup" in printed and "project over reference" in printed
     threads = figures["threads"]
     for key in (f"value_per_s_{threads}t", "value_per_s_1t", f"value_gradient_per_s_{threads}t"):
         assert figures[key] == points, key
+    for t in sorted({1, threads}):
+        for name in ("value", "value_gradient"):
+            assert figures[f"reference_{name}_per_s_{t}t"] == points / 2
+            assert figures[f"{name}_vs_reference_{t}t"] == 2.0
     # The torch baseline evaluates an eighth of the points.
     assert figures["torch_value_per_s"] == points // 8 and figures["value_speedup_vs_torch"] == 8
     for k in (16, 64):
@@ -81,8 +138,24 @@ def test_extra_peak_bytes_measures_the_call_not_an_earlier_peak():
     assert 0.95 * size <= extra < size + (8 << 20)
 
 
-def test_bench_rejects_an_analytic_field_and_unknown_presets(capsys):
+def test_reference_comparison_skipped_with_a_note_unless_the_reference_models_the_field(tmp_path):
+    notes = []
+    xs = np.zeros((16, 3), dtype=np.float32)
+    hash3 = HybridField(preset_config("tiny"))
+    assert bench._reference_runs(hash3, xs, "cpu", tmp_path / "missing.py", notes.append) is None
+    assert "no reference kernel at" in notes[-1] and "--reference" in notes[-1]
+    reference = tmp_path / "reference_kernel.py"
+    reference.write_text(STAND_IN_REFERENCE)
+    for config in (preset_config("tiny", encoding="dense"), preset_config("tiny", dim=2)):
+        assert bench._reference_runs(HybridField(config), xs, "cpu", reference, notes.append) is None
+        assert "models 3D hash grids" in notes[-1]
+    assert bench.DEFAULT_REFERENCE == Path(bench.__file__).resolve().parents[2] / "shared/tools/reference_kernel.py"
+
+
+def test_bench_rejects_an_analytic_field_unknown_presets_and_a_missing_reference(tmp_path, capsys):
     assert main(["bench", "--field", "sphere"]) == 2
     assert "hybrid field file expected" in capsys.readouterr().err
     assert main(["bench", "--preset", "huge"]) == 2
     assert "expected one of" in capsys.readouterr().err
+    assert main(["bench", "--preset", "tiny", "--reference", str(tmp_path / "nothing.py")]) == 2
+    assert "--reference: no file at" in capsys.readouterr().err

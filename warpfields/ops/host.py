@@ -35,7 +35,7 @@ import warp as wp
 
 from .. import parallel
 from ..errors import InputError
-from ..fields.analytic import field_gradient, field_hessian, field_value
+from ..fields.analytic import field_gradient, field_hessian, field_prefetch, field_value
 from ..runtime import build_lock, check_launch_size, check_memory, get_device, torch_stream
 from . import funcs
 from .funcs import METHOD_AD, METHOD_FD, METHOD_POLYFIT, STENCIL_ANTITHETIC, STENCIL_CUBATURE, STENCIL_GAUSS
@@ -263,39 +263,44 @@ def _make_query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
         first_index: int,
         field: Any,
         op: funcs.Operator,
-        points: wp.array(dtype=vec_d),
+        ordered_points: wp.array(dtype=vec_d),
         visit_order: wp.array(dtype=int),
-        out: wp.array(dtype=result),
+        ordered_out: wp.array(dtype=result),
     ):
-        # Visit the caller's rows in locality order (``parallel.locality_order``).
-        i = visit_order[start + wp.tid()]
-        x = points[i]
-        closest = wp.min(wp.max(x, vec_d(wp.static(DOMAIN[0]))), vec_d(wp.static(DOMAIN[1])))
+        # Points and results in locality order (``parallel.locality_order``); visit_order[j] is the caller's row.
+        j = start + wp.tid()
+        lower, upper = vec_d(wp.static(DOMAIN[0])), vec_d(wp.static(DOMAIN[1]))
+        if j + 1 < ordered_points.shape[0]:
+            field_prefetch(field, wp.min(wp.max(ordered_points[j + 1], lower), upper))
+        x = ordered_points[j]
+        closest = wp.min(wp.max(x, lower), upper)
         # The distance to the box, scaled so that its square cannot overflow for points up to the float32 limit.
         largest = wp.max(wp.abs(x - closest))
         outside = float(0.0)
         if largest > 0.0:
             outside = largest * wp.length((x - closest) / largest)
         if wp.static(quantity == "value"):
-            out[i] = field_value(field, closest) + outside
+            ordered_out[j] = field_value(field, closest) + outside
         else:
             if outside > 0.0:
-                out[i] = result(wp.nan)
+                ordered_out[j] = result(wp.nan)
             else:
                 if wp.static(method == "ad"):
                     r = wp.static(fn)(field, x)
                 elif wp.static(method == "fd"):
                     r = wp.static(fn)(field, x, op.h)
                 else:
-                    r = wp.static(fn)(field, x, op.sigma, op.k, funcs.salted_seed(op.seed, first_index + i), op.stencil)
+                    r = wp.static(fn)(
+                        field, x, op.sigma, op.k, funcs.salted_seed(op.seed, first_index + visit_order[j]), op.stencil
+                    )
                 if wp.static(quantity == "normal"):
                     length = wp.length(r)
                     if length > 0.0 and wp.isfinite(length):
-                        out[i] = r / length
+                        ordered_out[j] = r / length
                     else:
-                        out[i] = result(wp.nan)
+                        ordered_out[j] = result(wp.nan)
                 else:
-                    out[i] = r
+                    ordered_out[j] = r
 
     return query_kernel
 
@@ -347,9 +352,10 @@ def result_size(quantity: str, dim: int) -> int:
 
 
 def bytes_per_point(quantity: str, dim: int) -> int:
-    """What a query allocates per point: the points in float32 (the caller's copy converted, and the copy
-    on the device), the locality sort's keys and indices (16 B), the result on the device and on the host."""
-    return 2 * 4 * dim + 16 + 2 * 4 * result_size(quantity, dim)
+    """What a query allocates per point: the points in float32 (the caller's copy converted, the copy on the
+    device and the copy in locality order), the locality sort's keys and indices (20 B), the result in locality
+    order, on the device and on the host."""
+    return 3 * 4 * dim + 20 + 3 * 4 * result_size(quantity, dim)
 
 
 class _Points:
@@ -456,10 +462,14 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
         _check_finite(xs)
         out_type = _output_dtype(quantity, dim)
         out = batch.empty(out_type, (n, *getattr(out_type, "_shape_", ())))
-        args = [int(first_index), struct, spec.warp(), xs, parallel.locality_order(xs), out]
+        order = parallel.locality_order(xs)
+        ordered_out = wp.empty(n, dtype=out_type, device=device)
+        args = [int(first_index), struct, spec.warp(), parallel.in_order(xs, order), order, ordered_out]
         parallel.launch(_query_kernel(quantity, spec.method, dim), n, args, device)
+        parallel.from_order(ordered_out, order, out)
         if batch.kind == "torch" and device.is_cuda:
-            # The locality order is Warp's memory, released when this returns: not before the stream is done with it.
+            # The locality order and the ordered copies are Warp's memory, released when this returns: not before
+            # the stream is done with them.
             wp.synchronize_stream(wp.get_stream(device))
         return batch.result(out)
 

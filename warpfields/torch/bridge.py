@@ -3,7 +3,9 @@
 The value and its parameter/input gradients are Warp kernels with hand-written adjoints
 (``warpfields.fields.hybrid``); Warp's generated adjoints are not used. The backward pass
 accumulates parameter gradients into one buffer per CPU shard and sums them, because
-atomics are not atomic across concurrent CPU launches. On a GPU the kernels run on the
+atomics are not atomic across concurrent CPU launches. Every kernel visits the batch in
+one Z curve (``parallel.locality_order``, the same order whatever the thread count), on
+copies of its per-point inputs and outputs in that order. On a GPU the kernels run on the
 stream torch is using, in order with the torch work around them.
 """
 
@@ -16,9 +18,10 @@ import warp as wp
 
 from .. import parallel
 from ..errors import InputError
-from ..fields.analytic import field_gradient, field_value
+from ..fields.analytic import field_gradient, field_prefetch
 from ..fields.hybrid import PARAMETER_NAMES, HybridField, generated, make_struct
 from ..fields.hybrid_gradient import gradient_backward_kernel
+from ..fields.hybrid_kernels import refresh_transposes
 from ..runtime import torch_stream
 
 
@@ -46,11 +49,14 @@ class HybridModule(torch.nn.Module):
         return {name: getattr(self, name) for name in PARAMETER_NAMES}
 
     def warp_struct(self):
-        """The Warp struct over the current parameter storage (rebuilt if a tensor was replaced)."""
+        """The Warp struct over the current parameter storage (rebuilt if a tensor was replaced), its
+        transposed weights recomputed: optimisers change the weights in place."""
         key = tuple(getattr(self, name).data_ptr() for name in PARAMETER_NAMES)
         if key != self._struct_key:
             self._struct = make_struct(self.config, self.parameter_dict())
             self._struct_key = key
+        else:
+            refresh_transposes(self.config, self._struct)
         return self._struct
 
     def to_field(self, metadata: dict | None = None) -> HybridField:
@@ -80,15 +86,33 @@ def _vec(dim: int):
     return wp.vec3 if dim == 3 else wp.vec2
 
 
+def _batch_order(x: torch.Tensor, dim: int) -> tuple[wp.array, wp.array]:
+    """The batch's visit order and its points in that order."""
+    xs = wp.from_torch(x, dtype=_vec(dim))
+    order = parallel.locality_order(xs, shards=1)
+    return order, parallel.in_order(xs, order)
+
+
+def _in_order(values: torch.Tensor, order: wp.array, dtype=wp.float32) -> wp.array:
+    return parallel.in_order(wp.from_torch(values.detach().contiguous(), dtype=dtype), order)
+
+
+def _from_order(ordered: wp.array, order: wp.array, out: torch.Tensor, dtype=wp.float32) -> torch.Tensor:
+    parallel.from_order(ordered, order, wp.from_torch(out, dtype=dtype))
+    return out
+
+
 class _HybridValue(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, module, *params):
         gen = generated(module.config)
         device = module.warp_device
-        out = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
-        xs = wp.from_torch(x, dtype=_vec(module.config.dim))
+        n = x.shape[0]
         with torch_stream(device):
-            parallel.launch(gen.value_kernel, x.shape[0], [module.warp_struct(), xs, wp.from_torch(out)], device)
+            order, ordered_x = _batch_order(x, module.config.dim)
+            ordered_out = wp.empty(n, dtype=float, device=device)
+            parallel.launch(gen.value_kernel, n, [module.warp_struct(), ordered_x, ordered_out], device)
+            out = _from_order(ordered_out, order, torch.empty(n, dtype=torch.float32, device=x.device))
         ctx.module = module
         ctx.save_for_backward(x)
         return out
@@ -97,7 +121,7 @@ class _HybridValue(torch.autograd.Function):
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
         module = ctx.module
-        grads, x_grad = field_backward(module, x, grad_out)
+        grads, x_grad = field_backward(module, x, grad_out, input_gradient=ctx.needs_input_grad[0])
         return (x_grad, None, *(grads[name] for name in PARAMETER_NAMES))
 
 
@@ -106,16 +130,11 @@ class _HybridGradient(torch.autograd.Function):
     def forward(ctx, x, module, *params):
         device = module.warp_device
         vec = _vec(module.config.dim)
-        gradients = torch.empty_like(x)
-        values = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
-        args = [
-            module.warp_struct(),
-            wp.from_torch(x, dtype=vec),
-            wp.from_torch(values),
-            wp.from_torch(gradients, dtype=vec),
-        ]
         with torch_stream(device):
-            parallel.launch(_value_gradient_kernel, x.shape[0], args, device)
+            order, ordered_x = _batch_order(x, module.config.dim)
+            ordered_gradients = wp.empty(x.shape[0], dtype=vec, device=device)
+            parallel.launch(_gradient_kernel, x.shape[0], [module.warp_struct(), ordered_x, ordered_gradients], device)
+            gradients = _from_order(ordered_gradients, order, torch.empty_like(x), vec)
         ctx.module = module
         ctx.save_for_backward(x)
         return gradients
@@ -124,42 +143,46 @@ class _HybridGradient(torch.autograd.Function):
     def backward(ctx, grad_gradients):
         (x,) = ctx.saved_tensors
         module = ctx.module
-        upstream = wp.from_torch(grad_gradients.detach().contiguous(), dtype=_vec(module.config.dim))
-        kernel = gradient_backward_kernel(module.config, module.warp_device)
-        grads = _sharded_parameter_gradients(
-            module, x.shape[0], kernel, [wp.from_torch(x, dtype=upstream.dtype), upstream]
-        )
+        with torch_stream(module.warp_device):
+            order, ordered_x = _batch_order(x, module.config.dim)
+            upstream = _in_order(grad_gradients, order, _vec(module.config.dim))
+            kernel = gradient_backward_kernel(module.config, module.warp_device)
+            grads = _sharded_parameter_gradients(module, x.shape[0], kernel, [ordered_x, upstream])
         return (None, None, *(grads[name] for name in PARAMETER_NAMES))
 
 
 @wp.kernel(enable_backward=False)
-def _value_gradient_kernel(
-    start: int, field: Any, xs: wp.array(dtype=Any), values: wp.array(dtype=float), gradients: wp.array(dtype=Any)
-):
+def _gradient_kernel(start: int, field: Any, xs: wp.array(dtype=Any), gradients: wp.array(dtype=Any)):
     i = start + wp.tid()
-    values[i] = field_value(field, xs[i])
+    if i + 1 < xs.shape[0]:
+        field_prefetch(field, xs[i + 1])
     gradients[i] = field_gradient(field, xs[i])
 
 
 def _sharded_parameter_gradients(module: HybridModule, n: int, kernel: wp.Kernel, args: list) -> dict:
-    """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers."""
+    """Launch ``kernel(start, field, grads, *args)`` with one gradient buffer per shard, then sum the buffers
+    (callers hold ``torch_stream``)."""
     shards = parallel.reduction_shard_count(n, module.warp_device)
     shard_grads = [{k: torch.zeros_like(v) for k, v in module.parameter_dict().items()} for _ in range(shards)]
-    shard_structs = [make_struct(module.config, g) for g in shard_grads]
+    shard_structs = [make_struct(module.config, g, transposes=False) for g in shard_grads]
     field_struct = module.warp_struct()
-    with torch_stream(module.warp_device):
-        parallel.launch(kernel, n, lambda s: [field_struct, shard_structs[s], *args], module.warp_device)
+    parallel.launch(kernel, n, lambda s: [field_struct, shard_structs[s], *args], module.warp_device)
     return reduce_shards(shard_grads)
 
 
-def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor):
-    """Parameter gradients and input gradient of ``sum(grad_out * f(x))``."""
+def field_backward(module: HybridModule, x: torch.Tensor, grad_out: torch.Tensor, input_gradient: bool = True):
+    """Parameter gradients and input gradient (None unless ``input_gradient``) of ``sum(grad_out * f(x))``."""
     vec = _vec(module.config.dim)
-    x_grad = torch.empty_like(x)
-    grad_out = grad_out.detach().to(torch.float32).contiguous()
-    args = [wp.from_torch(x, dtype=vec), wp.from_torch(grad_out), wp.from_torch(x_grad, dtype=vec)]
-    kernel = generated(module.config).backward_kernel(module.warp_device)
-    return _sharded_parameter_gradients(module, x.shape[0], kernel, args), x_grad
+    n = x.shape[0] if input_gradient else 0
+    with torch_stream(module.warp_device):
+        order, ordered_x = _batch_order(x, module.config.dim)
+        ordered_x_grad = wp.empty(n, dtype=vec, device=module.warp_device)
+        args = [ordered_x, _in_order(grad_out.to(torch.float32), order), ordered_x_grad]
+        kernel = generated(module.config).backward_kernel(module.warp_device, input_gradient)
+        grads = _sharded_parameter_gradients(module, x.shape[0], kernel, args)
+        if not input_gradient:
+            return grads, None
+        return grads, _from_order(ordered_x_grad, order, torch.empty_like(x), vec)
 
 
 def reduce_shards(shard_grads: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
