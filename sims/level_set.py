@@ -103,8 +103,8 @@ def _curvature_targets(
     p = p - field_value(field, p) * g / gg
     # The speed is the curvature at the closest surface point, extended along the normal to every point
     # (no far-field curvature, unbounded at a collapsing sphere's centre, enters). Taking it on the parallel
-    # surface half a step in (second order in dt) costs a third fit per point, 1.3 times the step, for a
-    # worst radius error of 1.4% instead of 1.6% on the fast sphere (BENCHMARKS.md); the fits are the step.
+    # surface half a step in (second order in dt) costs a third fit per point, 1.2 times the step, for a
+    # worst radius error of 1.5% instead of 1.6% on the fast sphere (21 steps of 0.002); the fits are the step.
     kappa = wp.clamp(principal * op_mean_curvature(field, p, op, salt + i), -max_curvature, max_curvature)
     slope = wp.length(g)
     out[i] = phi + dt * kappa * slope
