@@ -705,9 +705,9 @@ def run_rounds(refit: TableRefit, draw, rounds: int, steps: int, lr: float, fina
     """``steps`` Adam steps of ``refit`` in ``rounds`` rounds, each on the points and targets ``draw(round)``
     returns; the rate decays geometrically from ``lr`` to ``final_lr`` over the steps.
 
-    Adam moves each entry by about the rate per step, so the rounds split the steps at equal shares of the
-    summed rate: no round's linear model is asked to reach further than another's (with a decaying rate
-    the first rounds are a few steps long, the last ones long)."""
+    Adam moves each entry by about the rate per step: a round's reach grows with its summed rate, its cost
+    with its steps. The rounds split the steps at equal shares of the two, half each, so that no round's
+    linear model reaches much further than another's while the first, short ones keep some steps each."""
     rates = lr * (final_lr / lr) ** (np.arange(steps) / steps)
     share = 0.5 * (np.cumsum(rates) / rates.sum() + np.arange(1, steps + 1) / steps)
     begin = 0
