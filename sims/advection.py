@@ -2,8 +2,8 @@
 
 Two schemes. ``characteristics`` (the default): phi is constant along the flow's paths, so the new field at
 x is the old one where x came from (RK4 back along the velocity); each step refits the state to the old
-state (a frozen copy) read there, on fresh jittered band samples every optimiser step, so no sample is
-memorised and the state is moved everywhere near its surface. ``taylor``: the Eulerian second-order
+state (a frozen copy) read there, on fresh jittered band samples every round of the refit, so that no
+sample is memorised and the state is moved everywhere near its surface. ``taylor``: the Eulerian second-order
 Taylor step with grad phi and the Hessian from the derivative operators at fixed band samples; it needs
 the gradient to about 0.1% to bring a shape back after a turn (the surface moves |v| * T, about 3 field
 units here), which neither autodiff nor a local fit of a neural field gives (BENCHMARKS.md).
@@ -16,11 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 import warp as wp
 
 from warpfields.errors import InputError
-from warpfields.fields.hybrid import make_struct
 from warpfields.geometry import evaluate_values
 from warpfields.ops import OperatorSpec, query
 from warpfields.parallel import launch
@@ -34,13 +32,12 @@ from .level_set import (
     LevelSetSimulation,
     _advection_targets,
     _characteristic_targets,
-    band_points,
+    _jitter,
     grid_points,
     inside_grid,
     iou,
-    jittered_batches,
-    module_tensor,
-    refit,
+    run_rounds,
+    with_table,
 )
 
 SCHEMES = ("characteristics", "taylor")
@@ -62,21 +59,20 @@ class Advection(LevelSetSimulation):
         omega: float = 2.0 * math.pi,
         period: float = 1.0,
         scheme: str = "characteristics",
-        batch: int = 8192,
         trace_steps: int = 4,
         **kwargs,
     ):
         if scheme not in SCHEMES:
             raise InputError(f"scheme: expected one of {list(SCHEMES)}, got {scheme!r}")
         if scheme == "characteristics":
-            # A fresh batch every optimiser step cannot be memorised, so the refit can take many steps at a
-            # high rate, decaying within the step to 1% so that its noise settles; a band of 0.05 spends the
-            # samples near the surface. What a step leaves behind shrinks with the refit's steps (0.0014 of
-            # surface distance after one step with 200, 0.0010 with 400; BENCHMARKS.md, level-set simulations).
-            kwargs = {"points": 65536, "refit_steps": 400, "learning_rate": 1e-2, "band_width": 0.05, **kwargs}
+            # Fresh jittered points every round, and random batches of them, are not memorised, so the refit
+            # can take many steps at a high rate, decaying within the step to 1% so that its noise settles; a
+            # band of 0.05 spends the samples near the surface. What a step leaves behind shrinks with the
+            # refit's steps (0.0014 of surface distance after one step with 200, 0.0010 with 400).
+            defaults = {"points": 65536, "batch": 8192, "refit_steps": 400, "refit_rounds": 16}
+            kwargs = {**defaults, "learning_rate": 1e-2, "band_width": 0.05, **kwargs}
         super().__init__(field, spec, **kwargs)
         self.scheme = scheme
-        self.batch = check_count(batch, "batch")
         self.trace_steps = check_count(trace_steps, "trace_steps")
         if velocity not in FLOWS:
             raise InputError(f"velocity: expected one of {sorted(FLOWS)}, got {velocity!r}")
@@ -98,36 +94,35 @@ class Advection(LevelSetSimulation):
         self.flow.center = wp.vec3(*self.center)
         self.flow.omega = self.omega
         self.flow.period = self.period
-        self.initial_inside = inside_grid(self.module, self.grid_resolution)
+        self.initial_inside = inside_grid(self.state, self.grid_resolution, self.device)
+        self._old = with_table(self.config, self._struct, wp.clone(self._struct.table))
+        self._round_points = wp.empty_like(self.sampler.points)
 
     def _advance(self, dt: float) -> None:
         if self.scheme == "taylor":
             return super()._advance(dt)
-        # The state refits to a frozen copy of itself carried dt along the flow, on a fresh jittered batch of
-        # band samples every optimiser step (half of them first carried forward into where the surface moves).
-        module = self.module
-        frozen = {name: p.detach().clone() for name, p in module.parameter_dict().items()}
-        old = make_struct(module.config, frozen)
+        # The state refits to a frozen copy of itself carried dt along the flow, with a fresh Adam, in rounds
+        # on fresh jittered band points (a share of them first carried forward into where the surface moves).
+        wp.copy(self._old.table, self._struct.table)
         seed = self.seed + self.steps + 1
-        pool = module_tensor(module, band_points(module, self.points, self.band_width, seed))
-        vec = wp.vec3 if self.dim == 3 else wp.vec2
-        out = torch.empty(self.batch, dtype=torch.float32, device=pool.device)
+        pool = self.sampler.sample(self._struct, seed)
+        points, targets = self._round_points, self._targets
 
-        def targets(x):
-            self._launch_targets(old, wp.from_torch(x, dtype=vec), wp.from_torch(out), dt, self.batch // 2)
-            return out
+        def draw(r: int):
+            launch(_jitter, len(pool), [pool, 0.5 * self.band_width, seed * 131 + r, points], self.device)
+            self._launch_targets(self._old, points, targets, dt, carry=True)
+            return points, targets
 
-        batches = jittered_batches(pool, self.batch, 0.5 * self.band_width, seed, targets)
+        self.refit.reset()
         final_lr = 0.01 * self.learning_rate
-        _, loss = refit(module, batches, self.refit_steps, self.learning_rate, self.refit_mask, final_lr=final_lr)
-        self.losses.append(loss)
+        run_rounds(self.refit, draw, self.refit_rounds, self.refit_steps, self.learning_rate, final_lr)
 
-    def _launch_targets(self, struct, points, out, dt, carried: int = 0):
+    def _launch_targets(self, struct, points, out, dt, carry: bool = False):
         if self.scheme == "taylor":
             inputs = [struct, self.op, self.steps * self.points, self.flow, self.time, dt, points, out]
             launch(_advection_targets, len(points), inputs, self.device)
             return
-        inputs = [struct, self.flow, self.time, dt, self.trace_steps, self.dim, carried, points, out]
+        inputs = [struct, self.flow, self.time, dt, self.trace_steps, self.dim, int(carry), points, out]
         launch(_characteristic_targets, len(points), inputs, self.device)
 
     def back_map(self, points: np.ndarray) -> np.ndarray | None:
@@ -145,7 +140,7 @@ class Advection(LevelSetSimulation):
         """IoU of the inside voxels, mean surface distance to the exact shape, volume drift; ``exact``
         is the initial shape as a field (e.g. the analytic SDF the state was fitted to)."""
         resolution = self.grid_resolution
-        inside = inside_grid(self.module, resolution)
+        inside = inside_grid(self.state, resolution, self.device)
         result = {"volume drift": float(inside.sum() / max(self.initial_inside.sum(), 1) - 1.0)}
         grid = grid_points(self.dim, resolution)
         back = self.back_map(grid)

@@ -41,20 +41,13 @@ class CurvatureFlow(LevelSetSimulation):
             raise InputError(f"max_curvature: expected a positive number, got {max_curvature!r}")
 
     def _launch_targets(self, struct, points, out, dt):
-        inputs = [
-            struct,
-            self.op,
-            self.steps * self.points,
-            dt,
-            float(self.dim - 1),
-            self.max_curvature,
-            self.band_width,
-        ]
-        launch(_curvature_targets, len(points), [*inputs, points, out], self.device)
+        inputs = [struct, self.op, self.steps * self.points, dt, float(self.dim - 1), self.max_curvature]
+        inputs += [self.band_width, points, out]
+        launch(_curvature_targets, len(points), inputs, self.device)
 
     def radius(self, resolution: int = 128) -> float:
         """The state's ``enclosed_radius`` (field coordinates)."""
-        return enclosed_radius(self.field(), resolution, self.device)
+        return enclosed_radius(self.state, resolution, self.device)
 
 
 def enclosed_radius(field, resolution: int = 128, device=None) -> float:
