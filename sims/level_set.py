@@ -21,7 +21,7 @@ from warpfields import parallel
 from warpfields.errors import InputError
 from warpfields.fields import Field, field_value
 from warpfields.fields.hybrid import PARAMETER_NAMES, HybridConfig, HybridField, generated, parameter_shapes
-from warpfields.fields.hybrid_kernels import add_exclusive
+from warpfields.fields.hybrid_kernels import TRANSPOSED, add_exclusive
 from warpfields.geometry import evaluate_values, extract_level_set
 from warpfields.ops import (
     Operator,
@@ -358,8 +358,7 @@ def refit_kernels(config: HybridConfig, device) -> _RefitKernels:
         slopes: wp.array(dtype=vec_in),
     ):
         i = start + wp.tid()
-        fracs, scales, rows = enc.locate(points[i])
-        value, acts = gen.mlp_activations(field, enc.interpolate(fracs, enc.gather(field, rows)))
+        value, acts = gen.mlp_activations(field, enc.encode(field, points[i]))
         residuals[i] = value - targets[i]
         slopes[i] = gen.mlp_input_gradient(field, acts)
 
@@ -378,10 +377,10 @@ def refit_kernels(config: HybridConfig, device) -> _RefitKernels:
         # Point offset + i (cyclically) of the round: the residual of the linear model after the table's
         # moves since the round began, and its share of the gradient of weight / 2 * sum r^2.
         i = (offset + start + wp.tid()) % points.shape[0]
-        fracs, scales, rows = enc.locate(points[i])
+        x = points[i]
         slope = slopes[i]
-        r = residuals[i] + wp.dot(slope, enc.interpolate(fracs, enc.gather(moves, rows)))
-        scatter(grads, fracs, scales, rows, vec_d(), (weight * r) * slope)
+        r = residuals[i] + wp.dot(slope, enc.encode(moves, x))
+        scatter(grads, x, vec_d(), (weight * r) * slope)
         wp.static(accumulate)(loss, 0, 0.5 * weight * r * r)
 
     _REFIT_KERNELS[key] = _RefitKernels(linearize, gradient)
@@ -391,7 +390,7 @@ def refit_kernels(config: HybridConfig, device) -> _RefitKernels:
 def with_table(config: HybridConfig, struct, table: wp.array):
     """A struct of ``config``'s field type with ``struct``'s decoder arrays (shared) and ``table``."""
     out = generated(config).struct()
-    for name in PARAMETER_NAMES:
+    for name in (*PARAMETER_NAMES, *TRANSPOSED):
         setattr(out, name, getattr(struct, name))
     out.table = table
     return out
@@ -462,8 +461,14 @@ class TableRefit:
         self.moves = with_table(config, struct, wp.zeros_like(struct.table))
         self.shards = parallel.reduction_shard_count(batch, self.device)
         # The scatter reaches every level the points see; Adam reads and clears the first ``entries``.
-        self.grads = wp.zeros((self.shards, len(struct.table)), dtype=float, device=self.device)
+        self.grads = wp.zeros((self.shards, len(struct.table)), dtype=struct.table.dtype, device=self.device)
         self.grad_structs = [with_table(config, struct, self.grads[s]) for s in range(self.shards)]
+        # Adam runs over the entries' features one by one, as the flat host table counts them.
+        self._adam_arrays = [
+            self.grads.view(float).reshape((self.shards, -1)),
+            _flat(struct.table),
+            _flat(self.moves.table),
+        ]
         self.losses = wp.zeros((self.shards, 1), dtype=float, device=self.device)
         self.first = wp.zeros(entries, dtype=float, device=self.device)
         self.second = wp.zeros(entries, dtype=float, device=self.device)
@@ -499,13 +504,17 @@ class TableRefit:
             parallel.launch(self.kernels.gradient, size, inputs, self.device)
             self.adam_steps += 1
             t = self.adam_steps
-            inputs = [self.grads, self.struct.table, self.moves.table, self.first, self.second, float(lr)]
+            inputs = [*self._adam_arrays, self.first, self.second, float(lr)]
             inputs += [self.beta1, self.beta2, 1.0 - self.beta1**t, 1.0 - self.beta2**t, self.eps]
             parallel.launch(_adam, -(-self.entries // ADAM_CHUNK), inputs, self.device)
 
     def loss(self) -> float:
         """The mean squared residual of the last step's batch (reads the device)."""
         return float(self.losses.numpy().sum())
+
+
+def _flat(table: wp.array) -> wp.array:
+    return table.view(float).reshape((-1,))
 
 
 def refit_entries(config: HybridConfig, max_resolution: int) -> int:
@@ -597,7 +606,7 @@ class LevelSetSimulation(Simulation):
             expected = f"expected at least the coarsest level's {coarsest}"
             raise InputError(f"refit_resolution: {expected}, got {refit_resolution}")
         state = field
-        if entries < field.config.table_length * field.config.features:
+        if entries < field.config.table_length:
             state = self._without_unmoved_levels(field, entries, self.refit_resolution)
         self.config = state.config
         self.refit_entries = refit_entries(self.config, self.refit_resolution)
