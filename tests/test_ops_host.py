@@ -212,6 +212,16 @@ def test_bad_points(points, match):
         ops.normal(wf.sphere(), points)
 
 
+@pytest.mark.parametrize("bad_rows, first", [([7000], 7000), ([9000, 3000], 3000)])
+def test_the_first_non_finite_row_of_a_sharded_batch_is_named(bad_rows, first, monkeypatch):
+    # Large batches look for non-finite rows in the locality sort's pass, one result per thread's shard.
+    monkeypatch.setenv("WARPFIELDS_THREADS", "2")
+    points = np.random.default_rng(0).uniform(-1.0, 1.0, (10000, 3))
+    points[bad_rows, 1] = np.nan
+    with pytest.raises(InputError, match=rf"row {first} is"):
+        ops.value(wf.sphere(), points)
+
+
 def test_unknown_quantity_and_bad_spec_type():
     with pytest.raises(InputError, match="quantity"):
         ops.query(wf.sphere(), sphere_points(2), "divergence")

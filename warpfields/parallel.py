@@ -110,9 +110,17 @@ def _spread_bits_2d(v: int) -> int:
 
 
 @wp.kernel(enable_backward=False)
-def _morton_codes(start: int, points: wp.array(dtype=Any), keys: wp.array(dtype=int), order: wp.array(dtype=int)):
+def _morton_codes(
+    start: int,
+    points: wp.array(dtype=Any),
+    keys: wp.array(dtype=int),
+    order: wp.array(dtype=int),
+    first_non_finite: wp.array(dtype=int),
+):
     t = wp.tid()
     p = points[start + t]
+    if not wp.isfinite(p):
+        wp.atomic_min(first_non_finite, 0, start + t)
     code = int(0)
     for axis in range(wp.static(len(points.dtype))):
         if wp.static(len(points.dtype) == 3):
@@ -123,6 +131,13 @@ def _morton_codes(start: int, points: wp.array(dtype=Any), keys: wp.array(dtype=
             code = code | (_spread_bits_2d(cell) << axis)
     keys[t] = code
     order[t] = start + t
+
+
+@wp.kernel(enable_backward=False)
+def _first_non_finite(start: int, points: wp.array(dtype=Any), first: wp.array(dtype=int)):
+    i = start + wp.tid()
+    if not wp.isfinite(points[i]):
+        wp.atomic_min(first, 0, i)
 
 
 def shard_bounds(n: int, shards: int) -> list[int]:
@@ -141,20 +156,36 @@ def locality_order(points: wp.array, shards: int | None = None) -> wp.array:
     is parallel too. ``shards`` overrides the number of ranges (1: one Z curve over all points,
     an order that does not depend on the thread count). Small batches keep the caller's order.
     """
+    return _locality_order(points, shards)[0]
+
+
+def checked_locality_order(points: wp.array, shards: int | None = None) -> tuple[wp.array, int]:
+    """``locality_order(points, shards)`` and the first row of ``points`` with a non-finite coordinate
+    (``len(points)`` when there is none), found in the same pass over the points (reads the device)."""
+    order, first_non_finite = _locality_order(points, shards)
+    return order, int(first_non_finite.numpy().min())
+
+
+def _locality_order(points: wp.array, shards: int | None) -> tuple[wp.array, wp.array]:
     n, device, dim = points.shape[0], points.device, wp.types.type_size(points.dtype)
     if n < _MORTON_MIN_POINTS:
-        return wp.array(np.arange(n, dtype=np.int32), dtype=int, device=device)
+        first_non_finite = wp.full(1, n, dtype=int, device=device)
+        launch(_first_non_finite, n, [points, first_non_finite], device, threads=1)
+        return wp.array(np.arange(n, dtype=np.int32), dtype=int, device=device), first_non_finite
     keys = wp.empty(2 * n, dtype=int, device=device)
     scratch = wp.empty(2 * n, dtype=int, device=device)
     order = wp.empty(n, dtype=int, device=device)
-    kernel = _resolve(_morton_codes, [0, points, keys, scratch], device)
     bounds = shard_bounds(n, shard_count(n, device) if shards is None else shards)
+    # One entry per shard: CPU atomics are not atomic across the shards' concurrent launches.
+    first_non_finite = wp.full(len(bounds) - 1, n, dtype=int, device=device)
+    kernel = _resolve(_morton_codes, [0, points, keys, scratch, first_non_finite], device)
 
     def sort_shard(s: int) -> None:
         # Shard s sorts in its own stretch [2 lo, 2 hi) of the buffers, which radix sort needs twice the size of.
         lo, hi = bounds[s], bounds[s + 1]
         shard_keys, shard_order = keys[2 * lo : 2 * hi], scratch[2 * lo : 2 * hi]
-        wp.launch(kernel, hi - lo, inputs=[lo, points, shard_keys, shard_order], device=device)
+        inputs = [lo, points, shard_keys, shard_order, first_non_finite[s : s + 1]]
+        wp.launch(kernel, hi - lo, inputs=inputs, device=device)
         begin_bit = 30 - dim * _SORTED_BITS_PER_AXIS
         wp.utils.radix_sort_pairs(shard_keys, shard_order, hi - lo, begin_bit=begin_bit, end_bit=30)
         wp.copy(order, shard_order, dest_offset=lo, src_offset=0, count=hi - lo)
@@ -163,7 +194,7 @@ def locality_order(points: wp.array, shards: int | None = None) -> wp.array:
         sort_shard(0)
     else:
         list(_executor().map(sort_shard, range(len(bounds) - 1)))
-    return order
+    return order, first_non_finite
 
 
 @wp.kernel(enable_backward=False)

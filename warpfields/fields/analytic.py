@@ -16,8 +16,6 @@ the same name (Warp adds it as an overload of the root)::
     def field_value(field: MyField, x: wp.vec3) -> float: ...
 
 Only ``field_value`` is required; ``fd`` and ``polyfit`` operators need nothing else.
-Bulk kernels also call ``field_prefetch(field, x)`` for the next point they will evaluate;
-fields that gather from large tables overload it to start those loads, the rest ignore it.
 """
 
 from typing import Any
@@ -70,11 +68,6 @@ class QuadraticField2:
     c: float
     g: wp.vec2
     A: wp.mat22
-
-
-@wp.func
-def field_prefetch(field: Any, x: Any):
-    pass
 
 
 # --- field_value -------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The grid encoding of a hybrid field, generated grid by grid with every grid constant fixed at compile time.
 
-Three phases per point: ``locate`` finds every grid's cell (corner rows of the table and the
-fractions inside the cell), ``gather`` loads every corner's features (one row each), and the
+Three phases per grid and point: ``locate`` finds the grid's cell (corner rows of the table and
+the fractions inside the cell), ``gather`` loads every corner's features (one row each), and the
 combinations run on those corners: the encoding itself by successive linear interpolation
 axis after axis, its Jacobian from the differences along each axis, and the mixed second
 partials against a feature gradient. The adjoints into the table locate the point again
@@ -22,12 +22,6 @@ wp.set_module_options({"enable_backward": False})
 
 _PRIMES_U32 = [wp.uint32(p) for p in (1, 2654435761, 805459861)]
 PAIR_INDEX = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
-# A hint to the CPU's caches; nothing on GPUs, whose many threads in flight hide the latency.
-_PREFETCH = """
-#if !defined(__CUDA_ARCH__)
-__builtin_prefetch(wp::address(table, index));
-#endif
-"""
 
 
 @dataclass
@@ -36,13 +30,13 @@ class Encoding:
 
     ``encode(field, x) -> e``; ``encode_jacobian(field, x) -> (e, J)`` with ``J[a, k] = de_k/dx_a``;
     ``mixed_vjp(field, x, ge) -> pairs``: the mixed second partials of ``ge . e(x)``, one per axis pair;
-    ``prefetch(field, x)`` starts loading the table rows that encoding ``x`` reads.
+    ``mark(flags, x)`` sets ``flags[row]`` (a ``uint8`` per table row) of every row that encoding ``x`` reads.
     """
 
     encode: wp.Function
     encode_jacobian: wp.Function
     mixed_vjp: wp.Function
-    prefetch: wp.Function
+    mark: wp.Function
     scatter_builder: Callable[[wp.Function, bool], wp.Function]
 
     def scatter(self, accumulate, directional: bool) -> wp.Function:
@@ -193,7 +187,15 @@ def _make_grid_functions(grid: Grid, config: HybridConfig, Struct, vec_d, vec_pa
 
         return scatter
 
-    return locate, interpolate, interpolate_jacobian, mixed_partials, make_scatter
+    @wp.func(name=f"hybrid_grid_mark_{tag}")
+    def mark(flags: wp.array(dtype=wp.uint8), x: vec_d):
+        frac, scale, rows = locate(x)
+        for c in range(wp.static(n_corners)):
+            # Written once: threads that share the coarse rows would otherwise pass their lines back and forth.
+            if flags[rows[c]] == wp.uint8(0):
+                flags[rows[c]] = wp.uint8(1)
+
+    return locate, interpolate, interpolate_jacobian, mixed_partials, make_scatter, mark
 
 
 def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Encoding:
@@ -205,77 +207,42 @@ def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Enco
     vec_pairs = wp.types.vector(length=n_pairs, dtype=float)
     vec_f = wp.types.vector(length=F, dtype=float)
     mat_corners = wp.types.matrix(shape=(n_corners, F), dtype=float)
-    mat_all_corners = wp.types.matrix(shape=(n_grids * n_corners, F), dtype=float)
-    vec_all_rows = wp.types.vector(length=n_grids * n_corners, dtype=int)
-    mat_cells = wp.types.matrix(shape=(n_grids, 3), dtype=float)
+    vec_rows = wp.types.vector(length=n_corners, dtype=int)
     mat_jacobian = wp.types.matrix(shape=(D, config.n_inputs), dtype=float)
     first = [g.first_feature for g in grids]
     per_grid = [
         _make_grid_functions(grid, config, Struct, vec_d, vec_pairs, mat_corners, f"{tag}_grid{i}")
         for i, grid in enumerate(grids)
     ]
-    LOCATE, INTERPOLATE, INTERPOLATE_JACOBIAN, MIXED_PARTIALS, MAKE_SCATTER = range(5)
+    LOCATE, INTERPOLATE, INTERPOLATE_JACOBIAN, MIXED_PARTIALS, MAKE_SCATTER, MARK = range(6)
 
-    # Every grid is located and every corner loaded before any interpolation: the table reads of all
-    # grids are then in flight together, where a grid-by-grid pass would wait on each grid's misses.
-
-    @wp.func(name=f"hybrid_locate_all_{tag}")
-    def locate(x: vec_d):
-        fracs = mat_cells()
-        scales = mat_cells()
-        rows = vec_all_rows()
-        for g in range(wp.static(n_grids)):
-            frac, scale, grid_rows = wp.static(per_grid[g][LOCATE])(x)
-            fracs[g] = frac
-            scales[g] = scale
-            for c in range(wp.static(n_corners)):
-                rows[wp.static(g * n_corners) + c] = grid_rows[c]
-        return fracs, scales, rows
-
+    # Grid after grid: locate the cell, load its corners, combine them. On points in locality order most
+    # corners are in cache, and the corners of one grid at a time stay in registers; locating and loading
+    # every grid first (all misses in flight together) spilled them and cost 15% of a value.
     @wp.func(name=f"hybrid_gather_{tag}")
-    def gather(field: Struct, rows: vec_all_rows) -> mat_all_corners:
-        corners = mat_all_corners()
-        for c in range(wp.static(n_grids * n_corners)):
+    def gather(field: Struct, rows: vec_rows) -> mat_corners:
+        corners = mat_corners()
+        for c in range(wp.static(n_corners)):
             corners[c] = field.table[rows[c]]
         return corners
 
-    # A bulk kernel prefetches the next point's rows before encoding the current one, so the misses of
-    # one point overlap the arithmetic of the other instead of following it.
-    @wp.func_native(_PREFETCH)
-    def prefetch_row(table: wp.array(dtype=vec_f), index: int): ...
-
-    @wp.func(name=f"hybrid_prefetch_{tag}")
-    def prefetch(field: Struct, x: vec_d):
-        fracs, scales, rows = locate(x)
-        for c in range(wp.static(n_grids * n_corners)):
-            prefetch_row(field.table, rows[c])
-
-    @wp.func(name=f"hybrid_grid_corners_{tag}")
-    def grid_corners(corners: mat_all_corners, g: int) -> mat_corners:
-        t = mat_corners()
-        for c in range(wp.static(n_corners)):
-            t[c] = corners[g * wp.static(n_corners) + c]
-        return t
-
     @wp.func(name=f"hybrid_encode_{tag}")
     def encode(field: Struct, x: vec_d) -> vec_in:
-        fracs, scales, rows = locate(x)
-        corners = gather(field, rows)
         e = vec_in()
         for g in range(wp.static(n_grids)):
-            v = wp.static(per_grid[g][INTERPOLATE])(fracs[g], grid_corners(corners, g))
+            frac, scale, rows = wp.static(per_grid[g][LOCATE])(x)
+            v = wp.static(per_grid[g][INTERPOLATE])(frac, gather(field, rows))
             for f in range(wp.static(F)):
                 e[wp.static(first[g]) + f] = v[f]
         return e
 
     @wp.func(name=f"hybrid_encode_jacobian_{tag}")
     def encode_jacobian(field: Struct, x: vec_d):
-        fracs, scales, rows = locate(x)
-        corners = gather(field, rows)
         e = vec_in()
         jac = mat_jacobian()
         for g in range(wp.static(n_grids)):
-            v, grid_jac = wp.static(per_grid[g][INTERPOLATE_JACOBIAN])(fracs[g], scales[g], grid_corners(corners, g))
+            frac, scale, rows = wp.static(per_grid[g][LOCATE])(x)
+            v, grid_jac = wp.static(per_grid[g][INTERPOLATE_JACOBIAN])(frac, scale, gather(field, rows))
             for f in range(wp.static(F)):
                 e[wp.static(first[g]) + f] = v[f]
                 for a in range(wp.static(D)):
@@ -291,13 +258,17 @@ def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Enco
 
     @wp.func(name=f"hybrid_mixed_vjp_{tag}")
     def mixed_vjp(field: Struct, x: vec_d, grad_features: vec_in) -> vec_pairs:
-        fracs, scales, rows = locate(x)
-        corners = gather(field, rows)
         pairs = vec_pairs()
         for g in range(wp.static(n_grids)):
+            frac, scale, rows = wp.static(per_grid[g][LOCATE])(x)
             ge = feature_slice(grad_features, wp.static(first[g]))
-            pairs += wp.static(per_grid[g][MIXED_PARTIALS])(fracs[g], scales[g], grid_corners(corners, g), ge)
+            pairs += wp.static(per_grid[g][MIXED_PARTIALS])(frac, scale, gather(field, rows), ge)
         return pairs
+
+    @wp.func(name=f"hybrid_mark_{tag}")
+    def mark(flags: wp.array(dtype=wp.uint8), x: vec_d):
+        for g in range(wp.static(n_grids)):
+            wp.static(per_grid[g][MARK])(flags, x)
 
     scatters: dict = {}
 
@@ -315,4 +286,4 @@ def make_encoding(config: HybridConfig, Struct, vec_d, vec_in, tag: str) -> Enco
         scatters[key] = scatter
         return scatter
 
-    return Encoding(encode, encode_jacobian, mixed_vjp, prefetch, scatter_builder)
+    return Encoding(encode, encode_jacobian, mixed_vjp, mark, scatter_builder)

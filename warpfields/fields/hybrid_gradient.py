@@ -51,8 +51,6 @@ def _make_kernel(config: HybridConfig, accumulate):
         upstream: wp.array(dtype=vec_d),
     ):
         i = start + wp.tid()
-        if i + 1 < xs.shape[0]:
-            enc.prefetch(field, xs[i + 1])
         u = upstream[i]
         x = xs[i]
         e, jacobian = enc.encode_jacobian(field, x)

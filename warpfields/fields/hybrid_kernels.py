@@ -229,11 +229,6 @@ def _generate(config: HybridConfig) -> Generated:
     field_value = analytic.field_value
     field_gradient = analytic.field_gradient
     field_hessian = analytic.field_hessian
-    field_prefetch = analytic.field_prefetch
-
-    @wp.func(name=f"hybrid_field_prefetch_{tag}")
-    def field_prefetch(field: Struct, x: vec_d):
-        enc.prefetch(field, x)
 
     @wp.func(name=f"hybrid_field_value_{tag}")
     def field_value(field: Struct, x: vec_d) -> float:
@@ -261,8 +256,6 @@ def _generate(config: HybridConfig) -> Generated:
     @wp.kernel(enable_backward=False, module="unique", module_options=options)
     def value_kernel(start: int, field: Struct, xs: wp.array(dtype=vec_d), out: wp.array(dtype=float)):
         i = start + wp.tid()
-        if i + 1 < xs.shape[0]:
-            enc.prefetch(field, xs[i + 1])
         out[i] = field_value(field, xs[i])
 
     def make_backward_kernel(accumulate, input_gradient: bool):
@@ -279,8 +272,6 @@ def _generate(config: HybridConfig) -> Generated:
             x_grad: wp.array(dtype=vec_d),
         ):
             i = start + wp.tid()
-            if i + 1 < xs.shape[0]:
-                enc.prefetch(field, xs[i + 1])
             x = xs[i]
             if wp.static(input_gradient):
                 e, jacobian = enc.encode_jacobian(field, x)

@@ -35,7 +35,7 @@ import warp as wp
 
 from .. import parallel
 from ..errors import InputError
-from ..fields.analytic import field_gradient, field_hessian, field_prefetch, field_value
+from ..fields.analytic import field_gradient, field_hessian, field_value
 from ..runtime import build_lock, check_launch_size, check_memory, get_device, torch_stream
 from . import funcs
 from .funcs import METHOD_AD, METHOD_FD, METHOD_POLYFIT, STENCIL_ANTITHETIC, STENCIL_CUBATURE, STENCIL_GAUSS
@@ -270,8 +270,6 @@ def _make_query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
         # Points and results in locality order (``parallel.locality_order``); visit_order[j] is the caller's row.
         j = start + wp.tid()
         lower, upper = vec_d(wp.static(DOMAIN[0])), vec_d(wp.static(DOMAIN[1]))
-        if j + 1 < ordered_points.shape[0]:
-            field_prefetch(field, wp.min(wp.max(ordered_points[j + 1], lower), upper))
         x = ordered_points[j]
         closest = wp.min(wp.max(x, lower), upper)
         # The distance to the box, scaled so that its square cannot overflow for points up to the float32 limit.
@@ -303,13 +301,6 @@ def _make_query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
                     ordered_out[j] = r
 
     return query_kernel
-
-
-@wp.kernel(enable_backward=False)
-def _first_non_finite(start: int, points: wp.array(dtype=Any), first: wp.array(dtype=int)):
-    i = start + wp.tid()
-    if not wp.isfinite(points[i]):
-        wp.atomic_min(first, 0, i)
 
 
 def _normalize_quantity(quantity: str) -> str:
@@ -431,14 +422,6 @@ def _prepare_points(points, dim: int, quantity: str, device) -> tuple[_Points, w
     return _Points(xs, kind, like, kind == "warp" and like.ndim == 1), device
 
 
-def _check_finite(xs: wp.array) -> None:
-    first = wp.full(1, xs.shape[0], dtype=int, device=xs.device)
-    parallel.launch(_first_non_finite, xs.shape[0], [xs, first], xs.device, threads=1)
-    bad = int(first.numpy()[0])
-    if bad < xs.shape[0]:
-        raise InputError(f"points must be finite; row {bad} is {xs[bad : bad + 1].numpy()[0].tolist()}")
-
-
 def query(field, points, quantity: str, spec: OperatorSpec | None = None, device=None, first_index: int = 0):
     """``quantity`` ("value", "gradient", "normal", "hessian", "laplacian", "mean-curvature") of
     ``field`` (a ``Field`` handle) at ``points``, computed as ``spec`` says (default: polyfit
@@ -459,10 +442,11 @@ def query(field, points, quantity: str, spec: OperatorSpec | None = None, device
         struct = field.warp(device)
         check_protocol(field, struct, quantity, spec.method)
         xs, n = batch.xs, batch.xs.shape[0]
-        _check_finite(xs)
+        order, bad = parallel.checked_locality_order(xs)
+        if bad < n:
+            raise InputError(f"points must be finite; row {bad} is {xs[bad : bad + 1].numpy()[0].tolist()}")
         out_type = _output_dtype(quantity, dim)
         out = batch.empty(out_type, (n, *getattr(out_type, "_shape_", ())))
-        order = parallel.locality_order(xs)
         ordered_out = wp.empty(n, dtype=out_type, device=device)
         args = [int(first_index), struct, spec.warp(), parallel.in_order(xs, order), order, ordered_out]
         parallel.launch(_query_kernel(quantity, spec.method, dim), n, args, device)

@@ -18,7 +18,7 @@ import warp as wp
 
 from .. import parallel
 from ..errors import InputError
-from ..fields.analytic import field_gradient, field_prefetch
+from ..fields.analytic import field_gradient
 from ..fields.hybrid import PARAMETER_NAMES, HybridField, generated, make_struct
 from ..fields.hybrid_gradient import gradient_backward_kernel
 from ..fields.hybrid_kernels import refresh_transposes
@@ -154,8 +154,6 @@ class _HybridGradient(torch.autograd.Function):
 @wp.kernel(enable_backward=False)
 def _gradient_kernel(start: int, field: Any, xs: wp.array(dtype=Any), gradients: wp.array(dtype=Any)):
     i = start + wp.tid()
-    if i + 1 < xs.shape[0]:
-        field_prefetch(field, xs[i + 1])
     gradients[i] = field_gradient(field, xs[i])
 
 
