@@ -347,8 +347,9 @@ def refit_kernels(config: HybridConfig, device) -> _RefitKernels:
     vec_in = gen.vec_in
     vec_d = _VEC[config.dim]
     scatter = enc.scatter(accumulate, directional=False)
+    options = parallel.bulk_module_options(max_unroll=16)
 
-    @wp.kernel(enable_backward=False, module="unique")
+    @wp.kernel(enable_backward=False, module="unique", module_options=options)
     def linearize(
         start: int,
         field: Struct,
@@ -362,7 +363,7 @@ def refit_kernels(config: HybridConfig, device) -> _RefitKernels:
         residuals[i] = value - targets[i]
         slopes[i] = gen.mlp_input_gradient(field, acts)
 
-    @wp.kernel(enable_backward=False, module="unique")
+    @wp.kernel(enable_backward=False, module="unique", module_options=options)
     def gradient(
         start: int,
         moves: Struct,
@@ -373,14 +374,17 @@ def refit_kernels(config: HybridConfig, device) -> _RefitKernels:
         offset: int,
         weight: float,
         loss: wp.array(dtype=float),
+        touched: wp.array(dtype=wp.uint8),
     ):
         # Point offset + i (cyclically) of the round: the residual of the linear model after the table's
-        # moves since the round began, and its share of the gradient of weight / 2 * sum r^2.
+        # moves since the round began, and its share of the gradient of weight / 2 * sum r^2; the rows it
+        # reaches are marked for Adam.
         i = (offset + start + wp.tid()) % points.shape[0]
         x = points[i]
         slope = slopes[i]
         r = residuals[i] + wp.dot(slope, enc.encode(moves, x))
         scatter(grads, x, vec_d(), (weight * r) * slope)
+        enc.mark(touched, x)
         wp.static(accumulate)(loss, 0, 0.5 * weight * r * r)
 
     _REFIT_KERNELS[key] = _RefitKernels(linearize, gradient)
@@ -402,6 +406,8 @@ ADAM_CHUNK = 64
 @wp.kernel
 def _adam(
     start: int,
+    touched: wp.array(dtype=wp.uint8),
+    features: int,
     grads: wp.array2d(dtype=float),
     params: wp.array(dtype=float),
     moves: wp.array(dtype=float),
@@ -414,34 +420,36 @@ def _adam(
     correction2: float,
     eps: float,
 ):
-    # torch.optim.Adam's update of ADAM_CHUNK consecutive entries (one thread per entry costs more in the
-    # launch than in the update), applied to the parameters and to their moves since the round began; the
-    # shards' gradient buffers are summed and cleared. An entry with no gradient and no moments (none
-    # touched since the moments were reset) stays as it is, as it would in Adam: most of a hash grid's
-    # entries lie away from the band, and skipping them spares their memory traffic.
-    first_entry = (start + wp.tid()) * ADAM_CHUNK
-    for i in range(first_entry, wp.min(first_entry + ADAM_CHUNK, first.shape[0])):
-        g = float(0.0)
-        for s in range(grads.shape[0]):
-            g += grads[s, i]
-        m = first[i]
-        v = second[i]
-        if g != 0.0 or m != 0.0 or v != 0.0:
-            for s in range(grads.shape[0]):
-                grads[s, i] = 0.0
-            m = beta1 * m + (1.0 - beta1) * g
-            v = beta2 * v + (1.0 - beta2) * g * g
-            first[i] = m
-            second[i] = v
-            update = (lr / correction1) * m / (wp.sqrt(v) / wp.sqrt(correction2) + eps)
-            params[i] = params[i] - update
-            moves[i] = moves[i] - update
+    # Lazy Adam (as torch.optim.SparseAdam) over ADAM_CHUNK consecutive table rows (one thread per row costs
+    # more in the launch than in the update): only the rows that the step's points touched change, moments
+    # included, and their marks and the shards' gradient buffers are cleared. Most of the coarse levels' rows
+    # lie away from a step's points; a dense update read and wrote every entry (1.6 million on a `fast`
+    # field), 70% of the refit's time. The update is applied to the parameters and to their moves since the
+    # round began.
+    first_row = (start + wp.tid()) * ADAM_CHUNK
+    for row in range(first_row, wp.min(first_row + ADAM_CHUNK, first.shape[0] // features)):
+        if touched[row] != wp.uint8(0):
+            touched[row] = wp.uint8(0)
+            for i in range(row * features, (row + 1) * features):
+                g = float(0.0)
+                for s in range(grads.shape[0]):
+                    g += grads[s, i]
+                    grads[s, i] = 0.0
+                m = beta1 * first[i] + (1.0 - beta1) * g
+                v = beta2 * second[i] + (1.0 - beta2) * g * g
+                first[i] = m
+                second[i] = v
+                update = (lr / correction1) * m / (wp.sqrt(v) / wp.sqrt(correction2) + eps)
+                params[i] = params[i] - update
+                moves[i] = moves[i] - update
 
 
 class TableRefit:
     """Adam on the mean squared error of a hybrid field against targets, moving its table entries
     ``[0, entries)`` (the coarse levels: the table stores level after level) with the decoder fixed, in
-    place and on the device.
+    place and on the device. The Adam is lazy: a step moves only the table rows its points reach and
+    leaves the others and their moments as they are (which also fits better than a dense update: over a
+    turn of the fast off-centre sphere the advection's surface error drops from 0.0027 to 0.0020).
 
     The field is linear in its table through the encoding, and its ReLU decoder is linear in the
     features wherever no activation switches. So each round linearises the decoder once at the round's
@@ -469,7 +477,10 @@ class TableRefit:
             _flat(struct.table),
             _flat(self.moves.table),
         ]
-        self.losses = wp.zeros((self.shards, 1), dtype=float, device=self.device)
+        # A cache line (64 bytes) per shard: shards that add into one line would pass it back and forth per point.
+        self.losses = wp.zeros((self.shards, 16), dtype=float, device=self.device)
+        self.features = config.features
+        self.touched = wp.zeros(len(struct.table), dtype=wp.uint8, device=self.device)
         self.first = wp.zeros(entries, dtype=float, device=self.device)
         self.second = wp.zeros(entries, dtype=float, device=self.device)
         self.adam_steps = 0
@@ -499,14 +510,15 @@ class TableRefit:
 
             def inputs(s, offset=(k * size) % n):
                 field = [self.moves, self.grad_structs[s], points, self.residuals, self.slopes]
-                return [*field, offset, 2.0 / size, self.losses[s]]
+                return [*field, offset, 2.0 / size, self.losses[s], self.touched]
 
             parallel.launch(self.kernels.gradient, size, inputs, self.device)
             self.adam_steps += 1
             t = self.adam_steps
-            inputs = [*self._adam_arrays, self.first, self.second, float(lr)]
+            inputs = [self.touched, self.features, *self._adam_arrays, self.first, self.second, float(lr)]
             inputs += [self.beta1, self.beta2, 1.0 - self.beta1**t, 1.0 - self.beta2**t, self.eps]
-            parallel.launch(_adam, -(-self.entries // ADAM_CHUNK), inputs, self.device)
+            rows = self.entries // self.features
+            parallel.launch(_adam, -(-rows // ADAM_CHUNK), inputs, self.device)
 
     def loss(self) -> float:
         """The mean squared residual of the last step's batch (reads the device)."""
