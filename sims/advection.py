@@ -69,8 +69,8 @@ class Advection(LevelSetSimulation):
             # can take many steps at a high rate, decaying within the step to 1% so that its noise settles; a
             # band of 0.05 spends the samples near the surface. What a step leaves behind shrinks with the
             # refit's steps (0.0014 of surface distance after one step with 200, 0.0010 with 400). Each round
-            # relinearises the decoder: over a turn of the fast sphere 32 rounds leave 0.0027 of surface
-            # distance where 16 leave 0.0038, at 1.15 times the time.
+            # relinearises the decoder: over a turn of the fast sphere 32 rounds leave 0.0020 of surface
+            # distance where 16 leave 0.0026, at 1.3 times the time.
             defaults = {"points": 65536, "batch": 8192, "refit_steps": 400, "refit_rounds": 32}
             kwargs = {**defaults, "learning_rate": 1e-2, "band_width": 0.05, **kwargs}
         super().__init__(field, spec, **kwargs)

@@ -400,13 +400,16 @@ def with_table(config: HybridConfig, struct, table: wp.array):
     return out
 
 
+# Rows per thread of the Adam kernel, in words of 8 one-byte marks.
 ADAM_CHUNK = 64
+_MARKS_PER_WORD = 8
 
 
 @wp.kernel
 def _adam(
     start: int,
-    touched: wp.array(dtype=wp.uint8),
+    touched: wp.array(dtype=wp.uint64),
+    rows: int,
     features: int,
     grads: wp.array2d(dtype=float),
     params: wp.array(dtype=float),
@@ -424,24 +427,28 @@ def _adam(
     # more in the launch than in the update): only the rows that the step's points touched change, moments
     # included, and their marks and the shards' gradient buffers are cleared. Most of the coarse levels' rows
     # lie away from a step's points; a dense update read and wrote every entry (1.6 million on a `fast`
-    # field), 70% of the refit's time. The update is applied to the parameters and to their moves since the
-    # round began.
-    first_row = (start + wp.tid()) * ADAM_CHUNK
-    for row in range(first_row, wp.min(first_row + ADAM_CHUNK, first.shape[0] // features)):
-        if touched[row] != wp.uint8(0):
-            touched[row] = wp.uint8(0)
-            for i in range(row * features, (row + 1) * features):
-                g = float(0.0)
-                for s in range(grads.shape[0]):
-                    g += grads[s, i]
-                    grads[s, i] = 0.0
-                m = beta1 * first[i] + (1.0 - beta1) * g
-                v = beta2 * second[i] + (1.0 - beta2) * g * g
-                first[i] = m
-                second[i] = v
-                update = (lr / correction1) * m / (wp.sqrt(v) / wp.sqrt(correction2) + eps)
-                params[i] = params[i] - update
-                moves[i] = moves[i] - update
+    # field), 70% of the refit's time. The marks are read 8 at a time (one word), most words being 0. The
+    # update is applied to the parameters and to their moves since the round began.
+    first_word = (start + wp.tid()) * wp.static(ADAM_CHUNK // _MARKS_PER_WORD)
+    for word in range(first_word, first_word + wp.static(ADAM_CHUNK // _MARKS_PER_WORD)):
+        marks = touched[word]
+        if marks != wp.uint64(0):
+            touched[word] = wp.uint64(0)
+            for byte in range(wp.static(_MARKS_PER_WORD)):
+                row = word * wp.static(_MARKS_PER_WORD) + byte
+                if (marks >> wp.uint64(8 * byte)) & wp.uint64(0xFF) != wp.uint64(0) and row < rows:
+                    for i in range(row * features, (row + 1) * features):
+                        g = float(0.0)
+                        for s in range(grads.shape[0]):
+                            g += grads[s, i]
+                            grads[s, i] = 0.0
+                        m = beta1 * first[i] + (1.0 - beta1) * g
+                        v = beta2 * second[i] + (1.0 - beta2) * g * g
+                        first[i] = m
+                        second[i] = v
+                        update = (lr / correction1) * m / (wp.sqrt(v) / wp.sqrt(correction2) + eps)
+                        params[i] = params[i] - update
+                        moves[i] = moves[i] - update
 
 
 class TableRefit:
@@ -480,7 +487,11 @@ class TableRefit:
         # A cache line (64 bytes) per shard: shards that add into one line would pass it back and forth per point.
         self.losses = wp.zeros((self.shards, 16), dtype=float, device=self.device)
         self.features = config.features
-        self.touched = wp.zeros(len(struct.table), dtype=wp.uint8, device=self.device)
+        # One mark per table row, whole words of them for Adam (the scatter reaches every level, Adam reads the
+        # first ``entries``' rows).
+        words = -(-len(struct.table) // ADAM_CHUNK) * (ADAM_CHUNK // _MARKS_PER_WORD)
+        self.touched = wp.zeros(words * _MARKS_PER_WORD, dtype=wp.uint8, device=self.device)
+        self._touched_words = wp.array(ptr=self.touched.ptr, dtype=wp.uint64, shape=(words,), device=self.device)
         self.first = wp.zeros(entries, dtype=float, device=self.device)
         self.second = wp.zeros(entries, dtype=float, device=self.device)
         self.adam_steps = 0
@@ -515,9 +526,9 @@ class TableRefit:
             parallel.launch(self.kernels.gradient, size, inputs, self.device)
             self.adam_steps += 1
             t = self.adam_steps
-            inputs = [self.touched, self.features, *self._adam_arrays, self.first, self.second, float(lr)]
-            inputs += [self.beta1, self.beta2, 1.0 - self.beta1**t, 1.0 - self.beta2**t, self.eps]
             rows = self.entries // self.features
+            inputs = [self._touched_words, rows, self.features, *self._adam_arrays, self.first, self.second]
+            inputs += [float(lr), self.beta1, self.beta2, 1.0 - self.beta1**t, 1.0 - self.beta2**t, self.eps]
             parallel.launch(_adam, -(-rows // ADAM_CHUNK), inputs, self.device)
 
     def loss(self) -> float:
