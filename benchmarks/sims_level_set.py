@@ -3,12 +3,13 @@ one full rotation of an off-centre sphere (the axis misses it) and of the bunny,
 
     python benchmarks/sims_level_set.py [--config tiny|fast] [--dt 0.002] [--rotation-steps 32]
         [--sphere FIELD --k K --sigma S --stencil gauss --no-advection]
-        [--scheme characteristics|taylor] [--batch 8192] [--bunny] [--no-curvature-flow]
+        [--scheme characteristics|taylor] [--batch B] [--points P] [--bunny] [--no-curvature-flow]
 
 The characteristics scheme's step reads no derivative, so it runs once per shape and the state's normals
 after the turn are measured with both methods; the taylor scheme runs once per method. Each table gives
 the step's wall time (median, and the process's CPU time per step, which other jobs on the machine
-inflate less) next to the fidelity; the curvature flow also prints its error after every step.
+inflate less) next to the fidelity; the curvature flow also prints its error after every step. Points and
+batches default to the scenes' own, which depend on the field's levels.
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ def main() -> None:
     parser.add_argument("--config", default="tiny", help="hybrid preset of the fields (default tiny)")
     parser.add_argument("--dt", type=float, default=0.002, help="curvature-flow time step (default 0.002)")
     parser.add_argument("--rotation-steps", type=int, default=32, help="steps of the full rotation (default 32)")
-    parser.add_argument("--points", type=int, default=4096, help="curvature flow: band points per step (default 4096)")
+    parser.add_argument("--points", type=int, default=None, help="curvature flow: band points per step")
     parser.add_argument("--scheme", default="characteristics", help="advection scheme (default characteristics)")
-    parser.add_argument("--batch", type=int, default=8192, help="characteristics: samples per refit step")
+    parser.add_argument("--batch", type=int, default=None, help="advection: samples per refit step")
     parser.add_argument("--bunny", action="store_true", help="also rotate a field of the bundled bunny")
     parser.add_argument(
         "--rotated", nargs="+", default=(), help="field files of the rotated shapes (default: fit them)"

@@ -26,6 +26,7 @@ from warpfields.rotation import rotation_matrix
 
 from .base import check_count
 from .level_set import (
+    FIT_SHARD,
     FLOW_ROTATION,
     FLOWS,
     Flow,
@@ -71,10 +72,10 @@ class Advection(LevelSetSimulation):
             # refit's steps (0.0014 of surface distance after one step with 200, 0.0010 with 400). Each round
             # relinearises the decoder: over a turn of the fast sphere 32 rounds leave 0.0020 of surface
             # distance where 16 leave 0.0026, at 1.3 times the time.
-            defaults = {"points": 65536, "batch": 8192, "refit_steps": 400, "refit_rounds": 32}
-            kwargs = {**defaults, "learning_rate": 1e-2, "band_width": 0.05, **kwargs}
-        super().__init__(field, spec, **kwargs)
+            defaults = {"refit_steps": 400, "learning_rate": 1e-2, "band_width": 0.05}
+            kwargs = {**defaults, **kwargs}
         self.scheme = scheme
+        super().__init__(field, spec, **kwargs)
         # RK4 in 2 substeps traces a step (1/32 turn) of either flow to float32 rounding: 1.5e-6 from a
         # 64-substep path, where 1 substep leaves 3.5e-6; both far below the refit's surface error (2e-3).
         self.trace_steps = check_count(trace_steps, "trace_steps")
@@ -102,6 +103,10 @@ class Advection(LevelSetSimulation):
         self._old = with_table(self.config, self._struct, wp.clone(self._struct.table))
         self._round_points = wp.empty_like(self.sampler.points)
 
+    @property
+    def full_sample_counts(self) -> tuple:
+        return (65536, 8192, 32) if self.scheme == "characteristics" else LevelSetSimulation.full_sample_counts
+
     def _advance(self, dt: float) -> None:
         if self.scheme == "taylor":
             return super()._advance(dt)
@@ -124,7 +129,7 @@ class Advection(LevelSetSimulation):
     def _launch_targets(self, struct, points, out, dt, carry: bool = False):
         if self.scheme == "taylor":
             inputs = [struct, self.op, self.steps * self.points, self.flow, self.time, dt, points, out]
-            launch(_advection_targets, len(points), inputs, self.device)
+            launch(_advection_targets, len(points), inputs, self.device, min_shard=FIT_SHARD)
             return
         inputs = [struct, self.flow, self.time, dt, self.trace_steps, self.dim, int(carry), points, out]
         launch(_characteristic_targets, len(points), inputs, self.device)

@@ -6,9 +6,10 @@ import pytest
 import warpfields
 from warpfields.cli import main
 from warpfields.errors import InputError
-from warpfields.fields.hybrid import preset_config
+from warpfields.fields.hybrid import HybridConfig, HybridField, preset_config
 from warpfields.ops import OperatorSpec
 from warpfields.sims.advection import Advection
+from warpfields.sims.curvature_flow import CurvatureFlow
 from warpfields.sims.level_set import grid_points, inside_grid, iou
 from warpfields.torch.train import TRAIN_PRESETS, train_field
 
@@ -107,6 +108,20 @@ def test_quarter_turn_moves_the_shape_with_the_flow(field):
     assert np.linalg.norm(centre) == pytest.approx(0.35, abs=0.05)
     assert end["IoU"] > 0.65
     assert abs(end["volume drift"]) < 0.4
+
+
+def test_default_samples_follow_the_finest_moved_level(field):
+    """Fields whose moved levels reach 128 cells take the full sample counts; the tiny preset's (32 cells, a
+    quarter) a quarter of the fresh points and batch, in half the rounds."""
+    spec = OperatorSpec.for_field(field, method="ad")
+    counts = lambda sim: (sim.points, sim.batch, sim.refit_rounds)  # noqa: E731
+    assert counts(Advection(field, spec, device="cpu")) == (32768, 2048, 16)
+    assert counts(CurvatureFlow(field, spec, device="cpu")) == (2048, 2048, 5)
+    fine = HybridField(HybridConfig(dim=2, levels=2, log2_table=10, base_resolution=64, max_resolution=128), seed=0)
+    spec = OperatorSpec.for_field(fine, method="ad")
+    assert counts(Advection(fine, spec, device="cpu")) == (65536, 8192, 32)
+    assert counts(CurvatureFlow(fine, spec, device="cpu")) == (4096, 4096, 10)
+    assert counts(Advection(fine, spec, points=1000, refit_rounds=3, device="cpu")) == (1000, 8192, 3)
 
 
 def test_bad_inputs(field):

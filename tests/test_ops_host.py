@@ -263,6 +263,26 @@ def test_locality_order_is_a_z_curve(threads, monkeypatch):
 
 
 @wp.kernel(enable_backward=False)
+def _affine(start: int, scale: float, shift: float, xs: wp.array(dtype=float), out: wp.array(dtype=float)):
+    i = start + wp.tid()
+    out[i] = scale * xs[i] + shift
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_recorded_launch_runs_every_shard_with_the_changed_arguments(threads, monkeypatch):
+    monkeypatch.setenv("WARPFIELDS_THREADS", threads)
+    xs = np.arange(3 * 2048 + 5, dtype=np.float32)
+    out = wp.zeros(len(xs), dtype=float)
+    recorded = parallel.RecordedLaunch(_affine, len(xs), [1.0, 0.0, wp.array(xs), out], "cpu")
+    assert len(recorded.commands) == int(threads)
+    recorded.run()
+    np.testing.assert_array_equal(out.numpy(), xs)
+    recorded.run(shift=0.5)
+    recorded.run(scale=2.0)
+    np.testing.assert_array_equal(out.numpy(), 2.0 * xs + 0.5)
+
+
+@wp.kernel(enable_backward=False)
 def _caller_order_values(field: Any, points: wp.array(dtype=wp.vec3), out: wp.array(dtype=float)):
     i = wp.tid()
     out[i] = wf.field_value(field, points[i])

@@ -70,6 +70,23 @@ def test_first_step_moves_each_reached_entry_by_the_rate_and_clears_its_buffers(
     assert not optimiser.touched.numpy().any()
 
 
+def test_each_step_takes_its_own_rate(refit):
+    # The steps on one array of points replay one recorded launch: each must take its own rate and bias
+    # corrections. After a reset, two short steps (the gradient barely changes) each move a reached entry
+    # by their rate; with the first step's corrections kept, the second would move it 1.35 times as far.
+    field, struct, optimiser = refit
+    points = band(-0.95, 0.95, 1024, 2)
+    xs = wp.array(points, dtype=wp.vec2, device="cpu")
+    optimiser.linearize(xs, wp.array(value(field, points) + 0.05, dtype=float, device="cpu"))
+    optimiser.steps(xs, [1e-3, 2e-3])
+    optimiser.reset()
+    before = table(struct)
+    optimiser.steps(xs, [4e-4, 4e-4])
+    step = np.abs(table(struct) - before)
+    assert (step > 0).sum() > 100
+    np.testing.assert_allclose(np.median(step[step > 0]), 8e-4, rtol=0.02)
+
+
 def test_steps_lower_the_loss(refit):
     field, struct, optimiser = refit
     points = band(-0.95, 0.95, 2048, 4)

@@ -63,13 +63,14 @@ def cpu_threads() -> int:
     return cpu_cores()
 
 
-def shard_count(n: int, device, threads: int | None = None) -> int:
-    """How many shards a batch of ``n`` is split into on ``device``."""
+def shard_count(n: int, device, threads: int | None = None, min_shard: int = _MIN_SHARD) -> int:
+    """How many shards a batch of ``n`` is split into on ``device``, each of at least ``min_shard`` indices
+    (smaller shards of a cheap kernel cost more in handing them to threads than they save)."""
     device = get_device(device)
     if not device.is_cpu:
         return 1
     threads = cpu_threads() if threads is None else max(1, threads)
-    return max(1, min(threads, n // _MIN_SHARD))
+    return max(1, min(threads, n // min_shard))
 
 
 def reduction_shard_count(n: int, device) -> int:
@@ -269,24 +270,65 @@ def _resolve(kernel: wp.Kernel, args: Sequence, device) -> wp.Kernel:
     return kernel
 
 
+class RecordedLaunch:
+    """A launch of ``kernel`` over ``n`` indices, split into shards as ``launch`` splits it, recorded once
+    and run again by ``run`` with some scalar arguments changed. An optimiser's steps are short launches
+    whose Python side (specialising, loading the module, packing every argument: 45 us on this 2-core
+    machine) would take longer than the work itself; a replay sets the changed values and calls the kernel
+    (6 us)."""
+
+    def __init__(self, kernel: wp.Kernel, n: int, inputs, device=None, threads: int | None = None):
+        device = get_device(device)
+        check_launch_size("launch size", n)
+        self.shards = reduction_shard_count(n, device) if callable(inputs) else shard_count(n, device, threads)
+        self.workers = min(self.shards, shard_count(n, device, threads))
+        args_of = inputs if callable(inputs) else (lambda _s: inputs)
+        kernel = _resolve(kernel, [0, *args_of(0)], device)
+        bounds = shard_bounds(n, self.shards)
+        self.names = [arg.label for arg in kernel.adj.args]
+        self.commands = [
+            wp.launch(kernel, bounds[s + 1] - bounds[s], [bounds[s], *args_of(s)], device=device, record_cmd=True)
+            for s in range(self.shards)
+            if bounds[s + 1] > bounds[s]
+        ]
+
+    def run(self, **changed) -> None:
+        """Launch again, with the scalar arguments named in ``changed`` set to their new values."""
+        for name, value in changed.items():
+            index = self.names.index(name)
+            for command in self.commands:
+                command.set_param_at_index(index, value)
+
+        def run_shards(worker: int) -> None:
+            for command in self.commands[worker :: self.workers]:
+                command.launch()
+
+        if self.workers <= 1:
+            run_shards(0)
+        else:
+            list(_executor().map(run_shards, range(self.workers)))
+
+
 def launch(
     kernel: wp.Kernel,
     n: int,
     inputs: Sequence | Callable[[int], Sequence],
     device=None,
     threads: int | None = None,
+    min_shard: int = _MIN_SHARD,
 ) -> int:
     """Launch ``kernel`` over ``n`` indices, split over CPU threads.
 
     ``inputs`` is the argument list after ``start``, or, for kernels that write into a
     per-shard reduction buffer, a function of the shard index that returns it; a reduction has
-    ``reduction_shard_count(n, device)`` shards, which the threads share. Returns the number
-    of shards used.
+    ``reduction_shard_count(n, device)`` shards, which the threads share. Kernels that spend
+    microseconds per index (local fits) pass a smaller ``min_shard``. Returns the number of
+    shards used.
     """
     device = get_device(device)
     check_launch_size("launch size", n)
-    shards = reduction_shard_count(n, device) if callable(inputs) else shard_count(n, device, threads)
-    workers = min(shards, shard_count(n, device, threads))
+    shards = reduction_shard_count(n, device) if callable(inputs) else shard_count(n, device, threads, min_shard)
+    workers = min(shards, shard_count(n, device, threads, min_shard))
     args_of = inputs if callable(inputs) else (lambda _s: inputs)
     if n == 0:
         return shards
