@@ -105,7 +105,16 @@ class Advection(LevelSetSimulation):
 
     @property
     def full_sample_counts(self) -> tuple:
-        return (65536, 8192, 32) if self.scheme == "characteristics" else LevelSetSimulation.full_sample_counts
+        return (65536, 8192) if self.scheme == "characteristics" else LevelSetSimulation.full_sample_counts
+
+    def default_rounds(self, share: float) -> int:
+        # Each round draws fresh points: the fresh points per step follow the share, sqrt(share) times the
+        # rounds of sqrt(share) times the points. On the `tiny` preset the step then takes a quarter of the
+        # time and one turn of the off-centre sphere ends at IoU 0.96 instead of 0.94; a quarter of those
+        # points per round ends at 0.90 (each point refitted too often).
+        if self.scheme != "characteristics":
+            return super().default_rounds(share)
+        return max(1, round(32 * math.sqrt(share)))
 
     def _advance(self, dt: float) -> None:
         if self.scheme == "taylor":

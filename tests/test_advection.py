@@ -112,11 +112,11 @@ def test_quarter_turn_moves_the_shape_with_the_flow(field):
 
 def test_default_samples_follow_the_finest_moved_level(field):
     """Fields whose moved levels reach 128 cells take the full sample counts; the tiny preset's (32 cells, a
-    quarter) a quarter of the fresh points and batch, in half the rounds."""
+    quarter) a quarter of the batch and half the points, the advection's fresh points in half the rounds."""
     spec = OperatorSpec.for_field(field, method="ad")
     counts = lambda sim: (sim.points, sim.batch, sim.refit_rounds)  # noqa: E731
     assert counts(Advection(field, spec, device="cpu")) == (32768, 2048, 16)
-    assert counts(CurvatureFlow(field, spec, device="cpu")) == (2048, 2048, 5)
+    assert counts(CurvatureFlow(field, spec, device="cpu")) == (2048, 2048, 10)
     fine = HybridField(HybridConfig(dim=2, levels=2, log2_table=10, base_resolution=64, max_resolution=128), seed=0)
     spec = OperatorSpec.for_field(fine, method="ad")
     assert counts(Advection(fine, spec, device="cpu")) == (65536, 8192, 32)

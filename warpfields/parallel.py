@@ -303,10 +303,7 @@ class RecordedLaunch:
             for command in self.commands[worker :: self.workers]:
                 command.launch()
 
-        if self.workers <= 1:
-            run_shards(0)
-        else:
-            list(_executor().map(run_shards, range(self.workers)))
+        _run_workers(run_shards, self.workers)
 
 
 def launch(
@@ -339,8 +336,15 @@ def launch(
         for s in range(worker, shards, workers):
             wp.launch(kernel, dim=bounds[s + 1] - bounds[s], inputs=[bounds[s], *args_of(s)], device=device)
 
-    if workers == 1:
-        run(0)
-    else:
-        list(_executor().map(run, range(workers)))
+    _run_workers(run, workers)
     return shards
+
+
+def _run_workers(run: Callable[[int], None], workers: int) -> None:
+    # The calling thread is the first worker: one hand-off to a waiting thread fewer per launch.
+    others = [_executor().submit(run, worker) for worker in range(1, workers)]
+    try:
+        run(0)
+    finally:
+        for other in others:
+            other.result()
