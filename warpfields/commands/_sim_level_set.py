@@ -43,9 +43,9 @@ def add_advection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scheme",
         default="characteristics",
-        help="characteristics (values carried along the flow; refit defaults: 65536 points and batches of 8192, "
-        "32768 and 2048 on `tiny` fields, band 0.05, 400 steps in 32 rounds, lr 1e-2, resolution 128) | taylor "
-        "(second-order step with the operators' gradient and Hessian; curvature-flow refit defaults)",
+        help="characteristics (values carried along the flow; refit defaults: 65536 points, batches of 8192 and "
+        "400 steps in 32 rounds, on `tiny` fields 32768, 2048 and 16 rounds; band 0.05, lr 1e-2, resolution 128) | "
+        "taylor (second-order step with the operators' gradient and Hessian; curvature-flow refit defaults)",
     )
     p.add_argument("--batch", type=int, default=None, help="samples per refit step (default: the scheme's)")
 
