@@ -53,6 +53,7 @@ import newton
 import numpy as np
 import warp as wp
 
+from . import parallel
 from .errors import InputError
 from .fields.analytic import field_value
 from .fields.base import Field
@@ -88,7 +89,7 @@ def _contact_kernel(method: str) -> wp.Kernel:
     what the method uses (``field_value`` for fd and polyfit)."""
     normal_fn = _NORMALS[method]
 
-    @wp.kernel(enable_backward=False, module="unique")
+    @wp.kernel(enable_backward=False, module="unique", module_options=parallel.bulk_module_options())
     def field_contacts(
         field: Any,
         op: funcs.Operator,
