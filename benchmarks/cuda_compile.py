@@ -1,6 +1,6 @@
 """Time NVRTC's compilation of the operators' CUDA kernels, on any machine with Warp's wheel (NVRTC ships in
 it; no GPU needed): the query kernel of a quantity and method for a field of a preset, and the curvature-flow
-targets kernel (every method in one kernel).
+targets kernel (polyfit).
 
     python benchmarks/cuda_compile.py [--preset fast] [--arch 90] [--queries normal:polyfit value:ad ...]
         [--curvature-flow] [--optimization-level 3]
@@ -53,7 +53,7 @@ def main() -> None:
     if args.curvature_flow:
         values = wp.zeros(16, dtype=float)
         inputs = [0, struct, OperatorSpec.for_field(field).warp(), 0, 0.002, 2.0, 40.0, 0.1, points, values]
-        kernel = parallel.specialize(level_set._curvature_targets, inputs)
+        kernel = parallel.specialize(level_set.curvature_targets_kernel("polyfit"), inputs)
         seconds = compile_seconds(kernel, args.arch, args.optimization_level)
         print(f"curvature-flow targets, {args.preset} field: {seconds:.1f} s")
 

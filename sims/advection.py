@@ -31,9 +31,9 @@ from .level_set import (
     FLOWS,
     Flow,
     LevelSetSimulation,
-    _advection_targets,
     _characteristic_targets,
     _jitter,
+    advection_targets_kernel,
     grid_points,
     inside_grid,
     iou,
@@ -138,7 +138,8 @@ class Advection(LevelSetSimulation):
     def _launch_targets(self, struct, points, out, dt, carry: bool = False):
         if self.scheme == "taylor":
             inputs = [struct, self.op, self.steps * self.points, self.flow, self.time, dt, points, out]
-            launch(_advection_targets, len(points), inputs, self.device, min_shard=FIT_SHARD)
+            kernel = advection_targets_kernel(self.spec.method)
+            launch(kernel, len(points), inputs, self.device, min_shard=FIT_SHARD)
             return
         inputs = [struct, self.flow, self.time, dt, self.trace_steps, self.dim, int(carry), points, out]
         launch(_characteristic_targets, len(points), inputs, self.device)

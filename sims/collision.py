@@ -11,6 +11,7 @@ its contacts do not count as the collider's.
 
 from __future__ import annotations
 
+import functools
 import math
 import typing
 
@@ -20,11 +21,13 @@ import warp as wp
 from warpfields.errors import InputError
 from warpfields.fields import Field, field_value
 from warpfields.geometry import object_bounds
-from warpfields.ops import METHOD_AD, Operator, op_normal
+from warpfields.ops import METHOD_AD, METHODS, Operator, operator_function
 from warpfields.parallel import launch
 from warpfields.runtime import check_memory
 
 from .base import Simulation, check_count
+
+_METHOD_NAMES = {code: name for name, code in METHODS.items()}
 
 wp.set_module_options({"enable_backward": False})
 
@@ -46,53 +49,60 @@ def _bounce(v: wp.vec3, n: wp.vec3, restitution: float, friction: float) -> wp.v
     return keep * vt - restitution * vn * n
 
 
-@wp.kernel
-def _collide(
-    start: int,
-    field: typing.Any,
-    op: Operator,
-    center: wp.vec3,
-    scale: float,
-    gravity: wp.vec3,
-    dt: float,
-    radius: float,
-    restitution: float,
-    friction: float,
-    has_ground: int,
-    ground: float,
-    step: int,
-    salt: int,
-    x: wp.array(dtype=wp.vec3),
-    v: wp.array(dtype=wp.vec3),
-    contact_step: wp.array(dtype=int),
-    contact_x: wp.array(dtype=wp.vec3),
-    contact_v_in: wp.array(dtype=wp.vec3),
-    contact_v_out: wp.array(dtype=wp.vec3),
-    bad_step: wp.array(dtype=int),
-):
-    i = start + wp.tid()
-    vi = v[i] + gravity * dt
-    xi = x[i] + vi * dt
-    xf = (xi - center) * scale
-    distance = field_value(field, xf) / scale
-    if distance < radius:
-        n = op_normal(field, xf, op, salt + i)
-        v_in = vi
-        x_in = xi
-        xi = xi + (radius - distance) * n
-        vi = _bounce(vi, n, restitution, friction)
-        if contact_step[i] == NO_STEP:
-            contact_step[i] = step
-            contact_x[i] = x_in
-            contact_v_in[i] = v_in
-            contact_v_out[i] = vi
-    if has_ground != 0 and xi[1] < ground + radius:
-        xi = wp.vec3(xi[0], ground + radius, xi[2])
-        vi = _bounce(vi, wp.vec3(0.0, 1.0, 0.0), restitution, friction)
-    if bad_step[i] == NO_STEP and not (wp.isfinite(xi) and wp.isfinite(vi)):
-        bad_step[i] = step
-    x[i] = xi
-    v[i] = vi
+@functools.cache
+def collide_kernel(method: str) -> wp.Kernel:
+    """A substep of the particles against the field, with the normal's ``method`` fixed at compile time."""
+    normal_fn = operator_function("normal", method)
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def collide(
+        start: int,
+        field: typing.Any,
+        op: Operator,
+        center: wp.vec3,
+        scale: float,
+        gravity: wp.vec3,
+        dt: float,
+        radius: float,
+        restitution: float,
+        friction: float,
+        has_ground: int,
+        ground: float,
+        step: int,
+        salt: int,
+        x: wp.array(dtype=wp.vec3),
+        v: wp.array(dtype=wp.vec3),
+        contact_step: wp.array(dtype=int),
+        contact_x: wp.array(dtype=wp.vec3),
+        contact_v_in: wp.array(dtype=wp.vec3),
+        contact_v_out: wp.array(dtype=wp.vec3),
+        bad_step: wp.array(dtype=int),
+    ):
+        i = start + wp.tid()
+        vi = v[i] + gravity * dt
+        xi = x[i] + vi * dt
+        xf = (xi - center) * scale
+        distance = field_value(field, xf) / scale
+        if distance < radius:
+            n = wp.static(normal_fn)(field, xf, op, salt + i)
+            v_in = vi
+            x_in = xi
+            xi = xi + (radius - distance) * n
+            vi = _bounce(vi, n, restitution, friction)
+            if contact_step[i] == NO_STEP:
+                contact_step[i] = step
+                contact_x[i] = x_in
+                contact_v_in[i] = v_in
+                contact_v_out[i] = vi
+        if has_ground != 0 and xi[1] < ground + radius:
+            xi = wp.vec3(xi[0], ground + radius, xi[2])
+            vi = _bounce(vi, wp.vec3(0.0, 1.0, 0.0), restitution, friction)
+        if bad_step[i] == NO_STEP and not (wp.isfinite(xi) and wp.isfinite(vi)):
+            bad_step[i] = step
+        x[i] = xi
+        v[i] = vi
+
+    return collide
 
 
 @wp.kernel
@@ -267,7 +277,7 @@ class CollisionScene(Simulation):
         n = self.particles
         salt = (self.steps * n) % (2**31 - 1 - n)
         launch(
-            _collide,
+            collide_kernel(_METHOD_NAMES[self.operator.method]),
             n,
             [
                 self.field.warp(self.device),

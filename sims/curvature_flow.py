@@ -13,7 +13,7 @@ from warpfields.errors import InputError
 from warpfields.geometry import evaluate_values
 from warpfields.parallel import launch
 
-from .level_set import FIT_SHARD, LevelSetSimulation, _curvature_targets
+from .level_set import FIT_SHARD, LevelSetSimulation, curvature_targets_kernel
 
 wp.set_module_options({"enable_backward": False})
 
@@ -43,7 +43,7 @@ class CurvatureFlow(LevelSetSimulation):
     def _launch_targets(self, struct, points, out, dt):
         inputs = [struct, self.op, self.steps * self.points, dt, float(self.dim - 1), self.max_curvature]
         inputs += [self.band_width, points, out]
-        launch(_curvature_targets, len(points), inputs, self.device, min_shard=FIT_SHARD)
+        launch(curvature_targets_kernel(self.spec.method), len(points), inputs, self.device, min_shard=FIT_SHARD)
 
     def radius(self, resolution: int = 128) -> float:
         """The state's ``enclosed_radius`` (field coordinates)."""

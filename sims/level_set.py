@@ -9,6 +9,7 @@ its table); no array goes through the host and no count comes back from the devi
 field coordinates ([-1, 1]^dim): lengths, speeds and times are field units.
 """
 
+import functools
 import math
 import typing
 from abc import abstractmethod
@@ -27,9 +28,7 @@ from warpfields.ops import (
     Operator,
     OperatorSpec,
     mean_curvature,
-    op_gradient,
-    op_hessian,
-    op_mean_curvature,
+    operator_function,
 )
 
 from .base import Simulation, check_count
@@ -80,69 +79,85 @@ def flow_velocity(flow: Flow, x: wp.vec2, t: float) -> wp.vec2:  # noqa: F811 (a
     )
 
 
-@wp.kernel
-def _curvature_targets(
-    start: int,
-    field: typing.Any,
-    op: Operator,
-    salt: int,
-    dt: float,
-    principal: float,
-    max_curvature: float,
-    band: float,
-    points: wp.array(dtype=typing.Any),
-    out: wp.array(dtype=float),
-):
-    i = start + wp.tid()
-    x = points[i]
-    phi = field_value(field, x)
-    g = op_gradient(field, x, op, salt + i)
-    gg = wp.max(wp.dot(g, g), 1.0e-4)
-    # The closest surface point: two Newton steps along x's gradient (a distance field's gradient is the
-    # same along its straight normal lines, so x's serves both steps); |g|^2 is floored so that flat spots
-    # stay put.
-    p = x - phi * g / gg
-    p = p - field_value(field, p) * g / gg
-    # The speed is the curvature at the closest surface point, extended along the normal to every point
-    # (no far-field curvature, unbounded at a collapsing sphere's centre, enters). Taking it on the parallel
-    # surface half a step in (second order in dt) costs a third fit per point, 1.2 times the step, for a
-    # worst radius error of 1.5% instead of 1.6% on the fast sphere (21 steps of 0.002); the fits are the step.
-    kappa = wp.clamp(principal * op_mean_curvature(field, p, op, salt + i), -max_curvature, max_curvature)
-    slope = wp.length(g)
-    out[i] = phi + dt * kappa * slope
-    if wp.abs(phi) > band and wp.abs(field_value(field, p)) > 0.25 * wp.abs(phi):
-        # No closest point (the medial axis, e.g. a sphere's centre): hold the value there.
-        out[i] = phi
-    elif wp.abs(phi) < band and slope > 0.25:
-        # Reinitialise in the band: phi / |grad phi| has the same zero set and unit slope, so the refit's
-        # errors in the slope do not accumulate into the speed of the surface.
-        out[i] = phi / slope + dt * kappa
+@functools.cache
+def curvature_targets_kernel(method: str) -> wp.Kernel:
+    """The curvature flow's targets with the operators' ``method`` fixed at compile time."""
+    gradient_fn = operator_function("gradient", method)
+    curvature_fn = operator_function("mean_curvature", method)
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def curvature_targets(
+        start: int,
+        field: typing.Any,
+        op: Operator,
+        salt: int,
+        dt: float,
+        principal: float,
+        max_curvature: float,
+        band: float,
+        points: wp.array(dtype=typing.Any),
+        out: wp.array(dtype=float),
+    ):
+        i = start + wp.tid()
+        x = points[i]
+        phi = field_value(field, x)
+        g = wp.static(gradient_fn)(field, x, op, salt + i)
+        gg = wp.max(wp.dot(g, g), 1.0e-4)
+        # The closest surface point: two Newton steps along x's gradient (a distance field's gradient is the
+        # same along its straight normal lines, so x's serves both steps); |g|^2 is floored so that flat spots
+        # stay put.
+        p = x - phi * g / gg
+        p = p - field_value(field, p) * g / gg
+        # The speed is the curvature at the closest surface point, extended along the normal to every point
+        # (no far-field curvature, unbounded at a collapsing sphere's centre, enters). Taking it on the parallel
+        # surface half a step in (second order in dt) costs a third fit per point, 1.2 times the step, for a
+        # worst radius error of 1.5% instead of 1.6% on the fast sphere (21 steps of 0.002); the fits are the step.
+        kappa = wp.clamp(principal * wp.static(curvature_fn)(field, p, op, salt + i), -max_curvature, max_curvature)
+        slope = wp.length(g)
+        out[i] = phi + dt * kappa * slope
+        if wp.abs(phi) > band and wp.abs(field_value(field, p)) > 0.25 * wp.abs(phi):
+            # No closest point (the medial axis, e.g. a sphere's centre): hold the value there.
+            out[i] = phi
+        elif wp.abs(phi) < band and slope > 0.25:
+            # Reinitialise in the band: phi / |grad phi| has the same zero set and unit slope, so the refit's
+            # errors in the slope do not accumulate into the speed of the surface.
+            out[i] = phi / slope + dt * kappa
+
+    return curvature_targets
 
 
-@wp.kernel
-def _advection_targets(
-    start: int,
-    field: typing.Any,
-    op: Operator,
-    salt: int,
-    flow: Flow,
-    t: float,
-    dt: float,
-    points: wp.array(dtype=typing.Any),
-    out: wp.array(dtype=float),
-):
-    # Second-order Taylor step (RK2 for this linear equation): phi_tt = v.(H v) + (J v).g with v at
-    # the mid time, which also absorbs the -v_t.g term of a time-dependent velocity to O(dt^3).
-    i = start + wp.tid()
-    x = points[i]
-    g = op_gradient(field, x, op, salt + i)
-    hess = op_hessian(field, x, op, salt + i)
-    mid = t + 0.5 * dt
-    v = flow_velocity(flow, x, mid)
-    eps = 1.0e-3
-    jv = (flow_velocity(flow, x + eps * v, mid) - flow_velocity(flow, x - eps * v, mid)) / (2.0 * eps)
-    second = wp.dot(v, hess * v) + wp.dot(jv, g)
-    out[i] = field_value(field, x) - dt * wp.dot(v, g) + 0.5 * dt * dt * second
+@functools.cache
+def advection_targets_kernel(method: str) -> wp.Kernel:
+    """The Taylor advection step's targets with the operators' ``method`` fixed at compile time."""
+    gradient_fn = operator_function("gradient", method)
+    hessian_fn = operator_function("hessian", method)
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def advection_targets(
+        start: int,
+        field: typing.Any,
+        op: Operator,
+        salt: int,
+        flow: Flow,
+        t: float,
+        dt: float,
+        points: wp.array(dtype=typing.Any),
+        out: wp.array(dtype=float),
+    ):
+        # Second-order Taylor step (RK2 for this linear equation): phi_tt = v.(H v) + (J v).g with v at
+        # the mid time, which also absorbs the -v_t.g term of a time-dependent velocity to O(dt^3).
+        i = start + wp.tid()
+        x = points[i]
+        g = wp.static(gradient_fn)(field, x, op, salt + i)
+        hess = wp.static(hessian_fn)(field, x, op, salt + i)
+        mid = t + 0.5 * dt
+        v = flow_velocity(flow, x, mid)
+        eps = 1.0e-3
+        jv = (flow_velocity(flow, x + eps * v, mid) - flow_velocity(flow, x - eps * v, mid)) / (2.0 * eps)
+        second = wp.dot(v, hess * v) + wp.dot(jv, g)
+        out[i] = field_value(field, x) - dt * wp.dot(v, g) + 0.5 * dt * dt * second
+
+    return advection_targets
 
 
 @wp.func
@@ -814,6 +829,8 @@ __all__ = [
     "LevelSetSimulation",
     "StateField",
     "TableRefit",
+    "advection_targets_kernel",
+    "curvature_targets_kernel",
     "grid_points",
     "inside_grid",
     "iou",

@@ -313,6 +313,31 @@ def dispatch_kernel(
         direct_curvature[i] = ops.polyfit_mean_curvature(field, x, op.sigma, op.k, seed, op.stencil)
 
 
+def fixed_method_kernel(quantity: str, method: str):
+    fixed = ops.operator_function(quantity, method)
+    chosen_at_run_time = getattr(ops, f"op_{quantity}")
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def kernel(field: Any, xs: wp.array(dtype=wp.vec3), op: ops.Operator, out: wp.array(dtype=Any), ref: Any):
+        i = wp.tid()
+        out[i] = wp.static(fixed)(field, xs[i], op, i)
+        ref[i] = wp.static(chosen_at_run_time)(field, xs[i], op, i)
+
+    return kernel
+
+
+@pytest.mark.parametrize("method", list(ops.METHODS))
+@pytest.mark.parametrize("quantity,dtype", [("gradient", wp.vec3), ("hessian", wp.mat33), ("mean_curvature", float)])
+def test_an_operator_fixed_at_compile_time_equals_the_run_time_choice(quantity, dtype, method):
+    points = near_round(3, 0.5, n=8)
+    spec = ops.OperatorSpec(method=method, k=32, sigma=SIGMA, h=H, stencil="antithetic", seed=4)
+    out, ref = wp.empty(8, dtype=dtype), wp.empty(8, dtype=dtype)
+    xs = wp.array(points.astype(np.float32), dtype=wp.vec3)
+    wp.launch(fixed_method_kernel(quantity, method), 8, inputs=[wf.sphere(0.5).warp(), xs, spec.warp(), out, ref])
+    # The same code at two call sites: equal to the rounding of fused multiply-adds.
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("method", list(ops.METHODS))
 def test_operator_struct_dispatches(method):
     points = near_round(3, 0.5, n=8)

@@ -65,7 +65,6 @@ DEFAULT_MARGIN = 0.01
 """Detection band beyond the particle radius [world units]: Newton's default ``soft_contact_gap``."""
 
 _ACTIVE = wp.constant(int(newton.ParticleFlags.ACTIVE))
-_NORMALS = {"ad": funcs.ad_normal, "fd": funcs.fd_normal, "polyfit": funcs.polyfit_normal}
 
 
 class ContactOverflowWarning(UserWarning):
@@ -87,7 +86,7 @@ class _Memory:
 def _contact_kernel(method: str) -> wp.Kernel:
     """The contact generator with the normal operator fixed at compile time, so a field needs only
     what the method uses (``field_value`` for fd and polyfit)."""
-    normal_fn = _NORMALS[method]
+    normal_fn = funcs.operator_function("normal", method)
 
     @wp.kernel(enable_backward=False, module="unique", module_options=parallel.bulk_module_options())
     def field_contacts(
@@ -145,12 +144,7 @@ def _contact_kernel(method: str) -> wp.Kernel:
         if wp.length(xf - memory.normal_at[i]) > reuse_distance:
             # The particle index salts polyfit's stencil: each particle's normal is then a fixed function
             # of its position, so a resting particle does not jitter from one step to the next.
-            if wp.static(method == "ad"):
-                n = wp.static(normal_fn)(field, xf)
-            elif wp.static(method == "fd"):
-                n = wp.static(normal_fn)(field, xf, op.h)
-            else:
-                n = wp.static(normal_fn)(field, xf, op.sigma, op.k, funcs.salted_seed(op.seed, i), op.stencil)
+            n = wp.static(normal_fn)(field, xf, op, i)
             memory.normal_at[i] = xf
             memory.normal[i] = n
         index = wp.atomic_add(contact_count, 0, 1)

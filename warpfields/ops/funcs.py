@@ -29,6 +29,7 @@ import warp as wp
 
 from ..fields.analytic import field_gradient, field_hessian, field_value
 from ..rotation import rotation_matrix
+from ..runtime import build_lock
 
 wp.set_module_options({"enable_backward": False})
 
@@ -579,6 +580,48 @@ def op_mean_curvature(field: Any, x: Any, op: Operator, salt: int) -> float:
     return polyfit_mean_curvature(field, x, op.sigma, op.k, salted_seed(op.seed, salt), op.stencil)
 
 
+# --- the method fixed at compile time -------------------------------------------------------
+
+_BY_METHOD = {
+    "gradient": {"ad": ad_gradient, "fd": fd_gradient, "polyfit": polyfit_gradient},
+    "normal": {"ad": ad_normal, "fd": fd_normal, "polyfit": polyfit_normal},
+    "hessian": {"ad": ad_hessian, "fd": fd_hessian, "polyfit": polyfit_hessian},
+    "laplacian": {"ad": ad_laplacian, "fd": fd_laplacian, "polyfit": polyfit_laplacian},
+    "mean_curvature": {"ad": ad_mean_curvature, "fd": fd_mean_curvature, "polyfit": polyfit_mean_curvature},
+}
+_OPERATOR_FUNCTIONS: dict = {}
+
+
+def operator_function(quantity: str, method: str) -> wp.Function:
+    """``f(field, x, op, salt)``: the operator ``quantity`` (``gradient``, ``normal``, ``hessian``, ``laplacian``,
+    ``mean_curvature``) by ``method`` (``ad``, ``fd``, ``polyfit``), fixed at compile time, with ``op``'s
+    parameters (its ``method`` is not read) and ``salt`` as in the ``op_*`` functions.
+
+    A kernel that calls ``op_*`` compiles all three methods, whichever runs; one built for a method around
+    these compiles that method alone (NVRTC takes minutes on a kernel with every method of a `fast` field)."""
+    key = (quantity, method)
+    with build_lock:
+        if key not in _OPERATOR_FUNCTIONS:
+            fn = _BY_METHOD[quantity][method]
+            if method == "ad":
+
+                def evaluate(field: Any, x: Any, op: Operator, salt: int):
+                    return wp.static(fn)(field, x)
+
+            elif method == "fd":
+
+                def evaluate(field: Any, x: Any, op: Operator, salt: int):
+                    return wp.static(fn)(field, x, op.h)
+
+            else:
+
+                def evaluate(field: Any, x: Any, op: Operator, salt: int):
+                    return wp.static(fn)(field, x, op.sigma, op.k, salted_seed(op.seed, salt), op.stencil)
+
+            _OPERATOR_FUNCTIONS[key] = wp.func(evaluate, name=f"operator_{quantity}_{method}")
+        return _OPERATOR_FUNCTIONS[key]
+
+
 __all__ = [
     "METHOD_AD",
     "METHOD_FD",
@@ -603,6 +646,7 @@ __all__ = [
     "op_hessian",
     "op_laplacian",
     "op_mean_curvature",
+    "operator_function",
     "op_normal",
     "polyfit_gradient",
     "polyfit_hessian",

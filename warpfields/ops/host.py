@@ -220,16 +220,6 @@ class OperatorSpec:
         return op
 
 
-_FUNCTIONS = {
-    "gradient": {"ad": funcs.ad_gradient, "fd": funcs.fd_gradient, "polyfit": funcs.polyfit_gradient},
-    "hessian": {"ad": funcs.ad_hessian, "fd": funcs.fd_hessian, "polyfit": funcs.polyfit_hessian},
-    "laplacian": {"ad": funcs.ad_laplacian, "fd": funcs.fd_laplacian, "polyfit": funcs.polyfit_laplacian},
-    "mean_curvature": {
-        "ad": funcs.ad_mean_curvature,
-        "fd": funcs.fd_mean_curvature,
-        "polyfit": funcs.polyfit_mean_curvature,
-    },
-}
 _KERNELS: dict = {}
 _VECTORS = {2: wp.vec2, 3: wp.vec3}
 _MATRICES = {2: wp.mat22, 3: wp.mat33}
@@ -253,7 +243,9 @@ def _query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
 
 def _make_query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
     # A normal is the gradient, normalised here where it has a direction.
-    fn = None if quantity == "value" else _FUNCTIONS["gradient" if quantity == "normal" else quantity][method]
+    fn = None
+    if quantity != "value":
+        fn = funcs.operator_function("gradient" if quantity == "normal" else quantity, method)
     vec_d = _VECTORS[dim]
     result = _output_dtype(quantity, dim)
 
@@ -283,14 +275,7 @@ def _make_query_kernel(quantity: str, method: str, dim: int) -> wp.Kernel:
             if outside > 0.0:
                 ordered_out[j] = result(wp.nan)
             else:
-                if wp.static(method == "ad"):
-                    r = wp.static(fn)(field, x)
-                elif wp.static(method == "fd"):
-                    r = wp.static(fn)(field, x, op.h)
-                else:
-                    r = wp.static(fn)(
-                        field, x, op.sigma, op.k, funcs.salted_seed(op.seed, first_index + visit_order[j]), op.stencil
-                    )
+                r = wp.static(fn)(field, x, op, first_index + visit_order[j])
                 if wp.static(quantity == "normal"):
                     length = wp.length(r)
                     if length > 0.0 and wp.isfinite(length):
