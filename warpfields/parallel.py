@@ -275,21 +275,25 @@ def _resolve(kernel: wp.Kernel, args: Sequence, device) -> wp.Kernel:
     return kernel
 
 
+def _shard_plan(n: int, inputs, device, threads: int | None, min_shard: int) -> tuple:
+    """(shards, workers, inputs of a shard, shard bounds) of a launch over ``n`` indices."""
+    shards = reduction_shard_count(n, device) if callable(inputs) else shard_count(n, device, threads, min_shard)
+    workers = min(shards, shard_count(n, device, threads, min_shard))
+    args_of = inputs if callable(inputs) else (lambda _s: inputs)
+    return shards, workers, args_of, shard_bounds(n, shards)
+
+
 class RecordedLaunch:
     """A launch of ``kernel`` over ``n`` indices, split into shards as ``launch`` splits it, recorded once
     and run again by ``run`` with some scalar arguments changed. An optimiser's steps are short launches
-    whose Python side (specialising, loading the module, packing every argument: 45 us on this 2-core
-    machine) would take longer than the work itself; a replay sets the changed values and calls the kernel
-    (6 us)."""
+    whose Python side (specialising, loading the module, packing every argument: 45 us on a 2-core VM)
+    would take longer than the work itself; a replay sets the changed values and calls the kernel (6 us)."""
 
     def __init__(self, kernel: wp.Kernel, n: int, inputs, device=None, threads: int | None = None):
         device = get_device(device)
         check_launch_size("launch size", n)
-        self.shards = reduction_shard_count(n, device) if callable(inputs) else shard_count(n, device, threads)
-        self.workers = min(self.shards, shard_count(n, device, threads))
-        args_of = inputs if callable(inputs) else (lambda _s: inputs)
+        self.shards, self.workers, args_of, bounds = _shard_plan(n, inputs, device, threads, _MIN_SHARD)
         kernel = _resolve(kernel, [0, *args_of(0)], device)
-        bounds = shard_bounds(n, self.shards)
         self.names = [arg.label for arg in kernel.adj.args]
         self.commands = [
             wp.launch(kernel, bounds[s + 1] - bounds[s], [bounds[s], *args_of(s)], device=device, record_cmd=True)
@@ -329,13 +333,10 @@ def launch(
     """
     device = get_device(device)
     check_launch_size("launch size", n)
-    shards = reduction_shard_count(n, device) if callable(inputs) else shard_count(n, device, threads, min_shard)
-    workers = min(shards, shard_count(n, device, threads, min_shard))
-    args_of = inputs if callable(inputs) else (lambda _s: inputs)
+    shards, workers, args_of, bounds = _shard_plan(n, inputs, device, threads, min_shard)
     if n == 0:
         return shards
     kernel = _resolve(kernel, [0, *args_of(0)], device)
-    bounds = shard_bounds(n, shards)
 
     def run(worker: int) -> None:
         for s in range(worker, shards, workers):
