@@ -109,7 +109,7 @@ class Advection(LevelSetSimulation):
 
     def default_rounds(self, share: float) -> int:
         # Each round draws fresh points: the fresh points per step follow the share, sqrt(share) times the
-        # rounds of sqrt(share) times the points. On the `tiny` preset the step then takes a quarter of the
+        # rounds of sqrt(share) times the points. On the `tiny` preset the step then takes a third of the
         # time and one turn of the off-centre sphere ends at IoU 0.96 instead of 0.94; a quarter of those
         # points per round ends at 0.90 (each point refitted too often).
         if self.scheme != "characteristics":

@@ -676,7 +676,7 @@ class LevelSetSimulation(Simulation):
             batch = max(16, round(full_batch * share))
         self.points = check_count(points, "points", 16)
         self.batch = self.points if batch is None else check_count(batch, "batch")
-        rounds = self.default_rounds(share) if refit_rounds is None else refit_rounds
+        rounds = min(self.default_rounds(share), self.refit_steps) if refit_rounds is None else refit_rounds
         self.refit_rounds = check_count(rounds, "refit_rounds")
         if self.refit_rounds > self.refit_steps:
             given = f"expected at most refit_steps ({refit_steps}), got {self.refit_rounds}"

@@ -122,6 +122,7 @@ def test_default_samples_follow_the_finest_moved_level(field):
     assert counts(Advection(fine, spec, device="cpu")) == (65536, 8192, 32)
     assert counts(CurvatureFlow(fine, spec, device="cpu")) == (4096, 4096, 10)
     assert counts(Advection(fine, spec, points=1000, refit_rounds=3, device="cpu")) == (1000, 8192, 3)
+    assert counts(Advection(fine, spec, refit_steps=8, device="cpu")) == (65536, 8192, 8)
 
 
 def test_bad_inputs(field):
