@@ -294,7 +294,7 @@ class RecordedLaunch:
         check_launch_size("launch size", n)
         self.shards, self.workers, args_of, bounds = _shard_plan(n, inputs, device, threads, _MIN_SHARD)
         kernel = _resolve(kernel, [0, *args_of(0)], device)
-        self.names = [arg.label for arg in kernel.adj.args]
+        self.index = {arg.label: i for i, arg in enumerate(kernel.adj.args)}
         self.commands = [
             wp.launch(kernel, bounds[s + 1] - bounds[s], [bounds[s], *args_of(s)], device=device, record_cmd=True)
             for s in range(self.shards)
@@ -304,9 +304,8 @@ class RecordedLaunch:
     def run(self, **changed) -> None:
         """Launch again, with the scalar arguments named in ``changed`` set to their new values."""
         for name, value in changed.items():
-            index = self.names.index(name)
             for command in self.commands:
-                command.set_param_at_index(index, value)
+                command.set_param_at_index(self.index[name], value)
 
         def run_shards(worker: int) -> None:
             for command in self.commands[worker :: self.workers]:
@@ -347,9 +346,8 @@ def launch(
 
 
 def _run_workers(run: Callable[[int], None], workers: int) -> None:
-    # With several workers the calling thread only waits. Running a shard itself saved 6% of a refit step,
-    # but a Ctrl-C then mostly lands inside Warp's launch code instead of the wait, and the interrupted-
-    # training test failed twice in three CI runs with it (a hang, and an interrupt escaping the handler).
+    # The calling thread only waits, so that a Ctrl-C lands in the wait: running a shard itself (6% faster
+    # refit steps) put it inside Warp's launch code, and interrupted commands then failed to exit cleanly.
     if workers == 1:
         run(0)
     else:
